@@ -1,0 +1,67 @@
+#pragma once
+// PyTorch reference fixtures (written by tools/fixtures/*.py) and the
+// tolerance test used against them.
+//
+// A fixture file holds, per case: "<case>.x" inputs, "<case>.param.<name>"
+// weights under the layer's own parameter names, "<case>.y" outputs,
+// "<case>.dy" the upstream gradient, "<case>.dx" and "<case>.grad.<name>"
+// the gradients PyTorch computed.
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+
+#include "stpain/io/safetensors.hpp"
+#include "stpain/layers/module.hpp"
+
+namespace stpain::testing {
+
+inline std::string fixture_path(const std::string& file) { return "tests/fixtures/" + file; }
+
+// max|actual - expected| <= rtol * max|expected|: relative to the tensor's
+// scale, which is how float32 rounding of sums behaves.
+template <class T>
+void expect_close(const Tensor<T>& actual, const Tensor<float>& expected, const std::string& what,
+                  double rtol = 1e-5) {
+  INFO(what);
+  REQUIRE(actual.shape() == expected.shape());
+  double diff = 0, scale = 0;
+  int64_t worst = 0;
+  for (int64_t i = 0; i < expected.numel(); ++i) {
+    const double d = std::fabs(static_cast<double>(actual[i]) - expected[i]);
+    if (d > diff || std::isnan(d)) {
+      diff = std::isnan(d) ? INFINITY : d;
+      worst = i;
+    }
+    scale = std::max(scale, std::fabs(static_cast<double>(expected[i])));
+  }
+  INFO("max abs difference " << diff << " at " << worst << " (actual " << actual[worst] << ", expected "
+                             << expected[worst] << "), max |expected| " << scale << ", rtol " << rtol);
+  CHECK(diff <= rtol * std::max(scale, 1e-30));
+}
+
+// Copies "<case>.param.<name>" into every parameter of the layer.
+template <class L>
+void load_case_parameters(L& layer, const safetensors::File& f, const std::string& case_name) {
+  layer.visit_parameters([&](const std::string& name, auto& p) {
+    const std::string key = case_name + ".param." + name;
+    INFO("fixture tensor " << key);
+    REQUIRE(f.contains(key));
+    const Tensor<float> v = f.load(key);
+    REQUIRE(v.shape() == p.value.shape());
+    std::copy(v.begin(), v.end(), p.value.begin());
+  });
+}
+
+// Checks every trainable parameter's gradient against "<case>.grad.<name>".
+template <class L>
+void expect_case_gradients(L& layer, const safetensors::File& f, const std::string& case_name,
+                           double rtol = 1e-5) {
+  layer.visit_parameters([&](const std::string& name, auto& p) {
+    if (!p.trainable) return;
+    expect_close(p.grad, f.load(case_name + ".grad." + name), case_name + " grad " + name, rtol);
+  });
+}
+
+}  // namespace stpain::testing
