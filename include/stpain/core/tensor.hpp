@@ -151,6 +151,11 @@ class Tensor {
                  shape_.str());
     return {data_, rows, cols};
   }
+  Eigen::Map<const RowMajorMatrix> matrix(int64_t rows, int64_t cols) const {
+    STPAIN_CHECK(rows * cols == numel(), ShapeError, "matrix view ", rows, "x", cols, " of shape ",
+                 shape_.str());
+    return {data_, rows, cols};
+  }
   Eigen::Map<Array> array() { return {data_, numel()}; }
   Eigen::Map<const Array> array() const { return {data_, numel()}; }
 
