@@ -33,6 +33,7 @@ def _nvcc_archive_impl(ctx):
         "-fPIC",
         "--expt-relaxed-constexpr",
         "--extended-lambda",
+        "-I.",  # the workspace root, as for cc_* targets
     ]
     for a in ctx.attr.gpu_archs:
         args.append("-gencode=arch=compute_%s,code=sm_%s" % (a, a))

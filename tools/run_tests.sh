@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Builds and runs every test, then counts Catch2 test cases over all test
+# binaries. The last line is "N passed, N failed"; the exit status is non-zero
+# on any failure. Extra arguments go to `bazel test` (e.g. --config=asan).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+bazel test //... "$@"
+status=$?
+
+passed=0
+failed=0
+targets=$(bazel query 'tests(//...) except attr(tags, "cuda", tests(//...))' 2>/dev/null)
+for t in $targets; do
+  log="bazel-testlogs/$(echo "${t#//}" | tr ':' '/')/test.log"
+  if [ ! -f "$log" ]; then
+    echo "no test log for $t (not built?)"
+    failed=$((failed + 1))
+    continue
+  fi
+  # Catch2 v2 ends with "All tests passed (A assertions in N test cases)"
+  # or "test cases: N | P passed | F failed".
+  if line=$(grep -E "^All tests passed \(" "$log" | tail -n 1) && [ -n "$line" ]; then
+    n=$(echo "$line" | sed -E 's/.* in ([0-9]+) test cases?\)/\1/')
+    passed=$((passed + n))
+  elif line=$(grep -E "^test cases:" "$log" | tail -n 1) && [ -n "$line" ]; then
+    p=$(echo "$line" | sed -nE 's/.*\| *([0-9]+) passed.*/\1/p')
+    f=$(echo "$line" | sed -nE 's/.*\| *([0-9]+) failed.*/\1/p')
+    passed=$((passed + ${p:-0}))
+    failed=$((failed + ${f:-0}))
+  else
+    echo "no Catch2 summary in $log (crashed or timed out): counted as one failure"
+    failed=$((failed + 1))
+  fi
+done
+
+if [ "$failed" -gt 0 ] && [ "$status" -eq 0 ]; then status=1; fi
+echo "$passed passed, $failed failed"
+exit "$status"
