@@ -52,4 +52,15 @@ void parallel_for(int64_t n, int64_t grain, F&& f) {
 #endif
 }
 
+// Splits [0, n) into `parts` contiguous chunks run in parallel as
+// f(part, begin, end): for reductions into one accumulator per part.
+template <class F>
+void parallel_chunks(int64_t n, int64_t parts, F&& f) {
+  if (parts < 1) parts = 1;
+#if defined(_OPENMP)
+#pragma omp parallel for schedule(static) num_threads(static_cast<int>(parts)) if (parts > 1)
+#endif
+  for (int64_t p = 0; p < parts; ++p) f(p, n * p / parts, n * (p + 1) / parts);
+}
+
 }  // namespace stpain
