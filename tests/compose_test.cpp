@@ -30,6 +30,8 @@ TEST_CASE("Sequential names children by index or by Named, like torch.nn.Sequent
   Sequential<Named<"fc1", D>, D> seq(D(3, 4), D(4, 2));
   CHECK(names(seq) == std::vector<std::string>{"fc1.weight", "fc1.bias", "1.weight", "1.bias"});
   CHECK(seq.forward(random_tensor({5, 3}, 1)).shape() == Shape{5, 2});
+  Sequential<Inline<D>, Named<"proj", D>> inl(D(3, 3), D(3, 2));
+  CHECK(names(inl) == std::vector<std::string>{"weight", "bias", "proj.weight", "proj.bias"});
   check_gradients(seq, random_tensor({5, 3}, 2));
 }
 

@@ -65,7 +65,7 @@ class Concat {
   void visit_parameters(F&& f, const std::string& prefix = "") {
     for_each_indexed([&](auto& layer, size_t i) {
       using L = std::decay_t<decltype(layer)>;
-      layer.visit_parameters(f, prefix + detail::child_name<L>(i) + ".");
+      layer.visit_parameters(f, detail::child_prefix<L>(prefix, i));
     });
   }
   void train(bool on = true) {

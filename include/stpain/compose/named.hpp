@@ -22,19 +22,34 @@ struct Named : L {
   static std::string name() { return Name.str(); }
 };
 
+// Inline<L>: a child whose parameters sit directly under the container's
+// prefix, e.g. timm's ConvNeXt block owns "gamma" itself, not "ls.gamma".
+template <class L>
+struct Inline : L {
+  using L::L;
+  Inline(L layer) : L(std::move(layer)) {}
+};
+
 namespace detail {
 template <class L>
 struct is_named : std::false_type {};
 template <fixed_string N, class L>
 struct is_named<Named<N, L>> : std::true_type {};
-
-// The name a container gives its i-th child: Named's name, else the index.
 template <class L>
-std::string child_name(size_t index) {
-  if constexpr (is_named<L>::value)
-    return L::name();
+struct is_inline : std::false_type {};
+template <class L>
+struct is_inline<Inline<L>> : std::true_type {};
+
+// The prefix a container gives its i-th child: Named's name, the index, or
+// nothing for Inline children.
+template <class L>
+std::string child_prefix(const std::string& prefix, size_t index) {
+  if constexpr (is_inline<L>::value)
+    return prefix;
+  else if constexpr (is_named<L>::value)
+    return prefix + L::name() + ".";
   else
-    return std::to_string(index);
+    return prefix + std::to_string(index) + ".";
 }
 }  // namespace detail
 
