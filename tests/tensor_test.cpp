@@ -92,3 +92,20 @@ TEST_CASE("Generator is deterministic and has the right moments") {
   std::sort(p.begin(), p.end());
   for (int i = 0; i < 10; ++i) CHECK(p[i] == i);
 }
+
+TEST_CASE("large host blocks are recycled, within the cache limit") {
+  auto& cache = backend::detail::host_block_cache();
+  const float* first = nullptr;
+  {
+    auto big = Tensor<float>::empty({1 << 16});  // 256 KiB
+    first = big.data();
+  }
+  CHECK(cache.cached_bytes() >= (size_t{1} << 18));
+  auto again = Tensor<float>::empty({1 << 16});
+  CHECK(again.data() == first);  // the same block, already faulted in
+  cache.set_limit(0);
+  CHECK(cache.cached_bytes() == 0);
+  { auto other = Tensor<float>::empty({1 << 16}); }
+  CHECK(cache.cached_bytes() == 0);  // nothing kept when the limit is 0
+  cache.set_limit(size_t{4} << 30);
+}

@@ -10,11 +10,80 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
 #include <new>
+#include <unordered_map>
+#include <vector>
 
 #include "stpain/core/parallel.hpp"
 
 namespace stpain::backend {
+
+namespace detail {
+
+// Keeps freed blocks of 64 KiB and more, by size, for the next allocation of
+// the same size: training and inference allocate the same shapes every step.
+// Holds at most `limit` bytes; thread-safe.
+class HostBlockCache {
+ public:
+  static constexpr size_t kMinCached = size_t{64} << 10;
+
+  void* get(size_t bytes) {
+    bytes = round(bytes);
+    if (bytes >= kMinCached) {
+      std::lock_guard<std::mutex> lock(mutex_);
+      auto it = free_.find(bytes);
+      if (it != free_.end() && !it->second.empty()) {
+        void* p = it->second.back();
+        it->second.pop_back();
+        cached_ -= bytes;
+        return p;
+      }
+    }
+    void* p = std::aligned_alloc(64, bytes);
+    if (!p) throw std::bad_alloc();
+    return p;
+  }
+  void put(void* p, size_t bytes) {
+    bytes = round(bytes);
+    if (bytes >= kMinCached) {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (cached_ + bytes <= limit_) {
+        free_[bytes].push_back(p);
+        cached_ += bytes;
+        return;
+      }
+    }
+    std::free(p);
+  }
+  // Frees every cached block and caps the cache at `bytes` (0 turns it off).
+  void set_limit(size_t bytes) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    limit_ = bytes;
+    for (auto& [size, blocks] : free_)
+      for (void* p : blocks) std::free(p);
+    free_.clear();
+    cached_ = 0;
+  }
+  size_t cached_bytes() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return cached_;
+  }
+ private:
+  static size_t round(size_t bytes) { return bytes == 0 ? 64 : (bytes + 63) / 64 * 64; }
+
+  std::mutex mutex_;
+  std::unordered_map<size_t, std::vector<void*>> free_;
+  size_t cached_ = 0, limit_ = size_t{4} << 30;
+};
+
+// Never destroyed: tensors with static storage may be freed after main().
+inline HostBlockCache& host_block_cache() {
+  static HostBlockCache* cache = new HostBlockCache;
+  return *cache;
+}
+
+}  // namespace detail
 
 // Kernels of a backend are free functions in this namespace whose first
 // argument is the policy (`layer_norm_forward(cpu{}, ...)`); layers call them
@@ -24,13 +93,10 @@ struct cpu {
   // Host memory: tensors of this backend can be read with data()[i].
   static constexpr bool host_accessible = true;
 
-  static void* allocate(size_t bytes) {
-    if (bytes == 0) bytes = 64;
-    void* p = std::aligned_alloc(64, (bytes + 63) / 64 * 64);
-    if (!p) throw std::bad_alloc();
-    return p;
-  }
-  static void deallocate(void* p) { std::free(p); }
+  // Large blocks are recycled (see HostBlockCache): a fresh block costs a page
+  // fault per 4 KiB on first touch, more than the arithmetic of most layers.
+  static void* allocate(size_t bytes) { return detail::host_block_cache().get(bytes); }
+  static void deallocate(void* p, size_t bytes) { detail::host_block_cache().put(p, bytes); }
   static void copy_bytes(void* dst, const void* src, size_t bytes) { std::memcpy(dst, src, bytes); }
 
   // Row-major C[M,N] = alpha * op(A)[M,K] op(B)[K,N] + beta * C.

@@ -36,7 +36,7 @@ class Tensor {
     Tensor t;
     t.shape_ = shape;
     const size_t bytes = sizeof(T) * static_cast<size_t>(shape.numel());
-    t.storage_ = std::shared_ptr<void>(B::allocate(bytes), [](void* p) { B::deallocate(p); });
+    t.storage_ = std::shared_ptr<void>(B::allocate(bytes), [bytes](void* p) { B::deallocate(p, bytes); });
     t.data_ = static_cast<T*>(t.storage_.get());
     return t;
   }
