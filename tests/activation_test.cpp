@@ -21,17 +21,6 @@ static_assert(Layer<Sequential<Linear<>, GELU<>, Linear<>>>);
 
 namespace {
 
-// Forward, backward and parameter gradients of a float layer against a case.
-template <class L>
-void expect_matches_case(L& layer, const safetensors::File& f, const std::string& name) {
-  load_case_parameters(layer, f, name);
-  const auto y = layer.forward(f.load(name + ".x"));
-  expect_close(y, f.load(name + ".y"), name + ".y");
-  const auto dx = layer.backward(f.load(name + ".dy"));
-  expect_close(dx, f.load(name + ".dx"), name + ".dx");
-  expect_case_gradients(layer, f, name);
-}
-
 const safetensors::File& fixture() {
   static const safetensors::File f(fixture_path("activations.safetensors"));
   return f;

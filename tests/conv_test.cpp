@@ -26,13 +26,6 @@ const ConvCase kFixtureCases[] = {
     {"conv_pointwise", {.in_channels = 6, .out_channels = 5, .kernel = 1}},
     {"conv_nobias", {.in_channels = 4, .out_channels = 5, .kernel = 3, .stride = 2, .padding = 1, .bias = false}},
 };
-
-template <class L>
-std::vector<std::string> parameter_names(L& layer, const std::string& prefix = "") {
-  std::vector<std::string> names;
-  layer.visit_parameters([&](const std::string& n, auto&) { names.push_back(n); }, prefix);
-  return names;
-}
 }  // namespace
 
 TEST_CASE("Conv2d matches torch.nn.Conv2d forward and backward") {

@@ -8,24 +8,14 @@
 using namespace stpain;
 using namespace stpain::testing;
 
-namespace {
-template <class L>
-void expect_parity(L& layer, const safetensors::File& f, const std::string& c) {
-  load_case_parameters(layer, f, c);
-  expect_close(layer.forward(f.load(c + ".x")), f.load(c + ".y"), c + ".y");
-  expect_close(layer.backward(f.load(c + ".dy")), f.load(c + ".dx"), c + ".dx");
-  expect_case_gradients(layer, f, c);
-}
-}  // namespace
-
 TEST_CASE("DepthwiseConv2dNHWC matches torch depthwise Conv2d on channels-last data") {
   const safetensors::File f(fixture_path("convnext_layers.safetensors"));
   DepthwiseConv2dNHWC<cpu> dw7(12, 7);
-  expect_parity(dw7, f, "dw7");
+  expect_matches_case(dw7, f, "dw7");
   DepthwiseConv2dNHWC<cpu> dw3(5, 3, 0, false);
-  expect_parity(dw3, f, "dw3_valid");
+  expect_matches_case(dw3, f, "dw3_valid");
   DepthwiseConv2dNHWC<cpu> small(4, 7);
-  expect_parity(small, f, "dw7_small");
+  expect_matches_case(small, f, "dw7_small");
 }
 
 TEST_CASE("DepthwiseConv2dNHWC gradients match central differences") {
@@ -45,9 +35,9 @@ TEST_CASE("DepthwiseConv2dNHWC rejects inputs of the wrong layout") {
 TEST_CASE("PatchConv2d matches torch Conv2d with stride == kernel, NCHW and NHWC input") {
   const safetensors::File f(fixture_path("convnext_layers.safetensors"));
   PatchConv2d<cpu> stem(3, 8, 4, Layout::NCHW);
-  expect_parity(stem, f, "patch_nchw");
+  expect_matches_case(stem, f, "patch_nchw");
   PatchConv2d<cpu> down(6, 10, 2, Layout::NHWC);
-  expect_parity(down, f, "patch_nhwc");
+  expect_matches_case(down, f, "patch_nhwc");
 }
 
 TEST_CASE("PatchConv2d gradients match central differences") {

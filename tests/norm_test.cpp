@@ -12,50 +12,14 @@ static_assert(Layer<LayerNorm2d<cpu>>);
 static_assert(Layer<BatchNorm1d<cpu>>);
 static_assert(Layer<BatchNorm2d<cpu>>);
 
-namespace {
-template <class L>
-std::vector<std::string> parameter_names(L& layer, const std::string& prefix = "") {
-  std::vector<std::string> names;
-  layer.visit_parameters([&](const std::string& n, auto&) { names.push_back(n); }, prefix);
-  return names;
-}
-
-// load_case_parameters, except that buffers the fixture leaves out
-// (num_batches_tracked, an integer in PyTorch) keep their values.
-template <class L>
-void load_case_parameters_and_buffers(L& layer, const safetensors::File& f, const std::string& case_name) {
-  layer.visit_parameters([&](const std::string& name, auto& p) {
-    const std::string key = case_name + ".param." + name;
-    if (!p.trainable && !f.contains(key)) return;
-    INFO("fixture tensor " << key);
-    REQUIRE(f.contains(key));
-    const Tensor<float> v = f.load(key);
-    REQUIRE(v.shape() == p.value.shape());
-    std::copy(v.begin(), v.end(), p.value.begin());
-  });
-}
-
-// Forward, backward and every gradient against the fixture case.
-template <class L>
-void expect_matches_fixture(L& layer, const safetensors::File& f, const std::string& name) {
-  INFO("case " << name);
-  load_case_parameters_and_buffers(layer, f, name);
-  const auto y = layer.forward(f.load(name + ".x"));
-  expect_close(y, f.load(name + ".y"), name + ".y");
-  const auto dx = layer.backward(f.load(name + ".dy"));
-  expect_close(dx, f.load(name + ".dx"), name + ".dx");
-  expect_case_gradients(layer, f, name);
-}
-}  // namespace
-
 // ---------------------------------------------------------------- LayerNorm
 
 TEST_CASE("LayerNorm and LayerNorm2d match PyTorch forward and backward") {
   const safetensors::File f(fixture_path("conv_norm.safetensors"));
   LayerNorm<cpu> ln(10, 1e-6);
-  expect_matches_fixture(ln, f, "layer_norm");
+  expect_matches_case(ln, f, "layer_norm");
   LayerNorm2d<cpu> ln2d(LayerNorm2d<cpu>::Options{.normalized_shape = 6, .eps = 1e-6});
-  expect_matches_fixture(ln2d, f, "layer_norm2d");
+  expect_matches_case(ln2d, f, "layer_norm2d");
 }
 
 TEST_CASE("LayerNorm gradients match central differences") {
@@ -187,7 +151,7 @@ TEST_CASE("Norm layers give the same results on one thread as on two") {
 TEST_CASE("BatchNorm matches PyTorch in training mode, running statistics included") {
   const safetensors::File f(fixture_path("conv_norm.safetensors"));
   auto check = [&](auto& layer, const std::string& name) {
-    expect_matches_fixture(layer, f, name);
+    expect_matches_case(layer, f, name);
     expect_close(layer.running_mean.value, f.load(name + ".after.running_mean"), name + " running_mean");
     expect_close(layer.running_var.value, f.load(name + ".after.running_var"), name + " running_var");
     CHECK(layer.num_batches_tracked.value[0] == 1.f);
@@ -204,7 +168,7 @@ TEST_CASE("BatchNorm matches PyTorch in eval mode and leaves the running statist
   const safetensors::File f(fixture_path("conv_norm.safetensors"));
   BatchNorm2d<cpu> bn(3);
   bn.eval();
-  expect_matches_fixture(bn, f, "bn2d_eval");
+  expect_matches_case(bn, f, "bn2d_eval");
   expect_close(bn.running_mean.value, f.load("bn2d_eval.param.running_mean"), "running_mean");
   expect_close(bn.running_var.value, f.load("bn2d_eval.param.running_var"), "running_var");
   CHECK(bn.num_batches_tracked.value[0] == 0.f);

@@ -28,27 +28,9 @@ static_assert(Layer<Residual<Sequential<Linear<>, LayerScale<>, DropPath<>>>>);
 
 namespace {
 
-// Forward, backward and parameter gradients of a float layer against a case.
-template <class L>
-void expect_matches_case(L& layer, const safetensors::File& f, const std::string& name) {
-  load_case_parameters(layer, f, name);
-  const auto y = layer.forward(f.load(name + ".x"));
-  expect_close(y, f.load(name + ".y"), name + ".y");
-  const auto dx = layer.backward(f.load(name + ".dy"));
-  expect_close(dx, f.load(name + ".dx"), name + ".dx");
-  expect_case_gradients(layer, f, name);
-}
-
 const safetensors::File& fixture() {
   static const safetensors::File f(fixture_path("activations.safetensors"));
   return f;
-}
-
-template <class L>
-std::vector<std::string> names(L& layer) {
-  std::vector<std::string> out;
-  layer.visit_parameters([&](const std::string& n, auto&) { out.push_back(n); });
-  return out;
 }
 
 // x.permute(perm) by index arithmetic, the reference for the permute kernel.
@@ -250,18 +232,18 @@ TEST_CASE("DropPath keeps or drops whole samples with probability 1 - p") {
 
 TEST_CASE("LayerScale parameters are named and shaped for timm and torchvision checkpoints") {
   LayerScale<> timm(8);
-  CHECK(names(timm) == std::vector<std::string>{"gamma"});
+  CHECK(parameter_names(timm) == std::vector<std::string>{"gamma"});
   CHECK(timm.gamma.value.shape() == Shape{8});
   CHECK(timm.gamma.value[3] == 1e-6f);
   LayerScale2d<> torchvision(8);
-  CHECK(names(torchvision) == std::vector<std::string>{"layer_scale"});
+  CHECK(parameter_names(torchvision) == std::vector<std::string>{"layer_scale"});
   CHECK(torchvision.gamma.value.shape() == Shape{8, 1, 1});
   LayerScale2d<> timm2d({.channels = 8, .init_value = 0.5, .name = "gamma", .trailing_unit_dims = false});
-  CHECK(names(timm2d) == std::vector<std::string>{"gamma"});
+  CHECK(parameter_names(timm2d) == std::vector<std::string>{"gamma"});
   CHECK(timm2d.gamma.value.shape() == Shape{8});
   CHECK(timm2d.gamma.value[0] == 0.5f);
   LayerScale<> renamed({.dim = 4, .name = "ls1.gamma"});
-  CHECK(names(renamed) == std::vector<std::string>{"ls1.gamma"});
+  CHECK(parameter_names(renamed) == std::vector<std::string>{"ls1.gamma"});
 }
 
 TEST_CASE("Flatten and Reshape are views; Permute copies") {

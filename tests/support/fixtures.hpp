@@ -41,11 +41,13 @@ void expect_close(const Tensor<T>& actual, const Tensor<float>& expected, const 
   CHECK(diff <= rtol * std::max(scale, 1e-30));
 }
 
-// Copies "<case>.param.<name>" into every parameter of the layer.
+// Copies "<case>.param.<name>" into every parameter of the layer. Buffers the
+// fixture leaves out (num_batches_tracked, an integer in PyTorch) keep their values.
 template <class L>
 void load_case_parameters(L& layer, const safetensors::File& f, const std::string& case_name) {
   layer.visit_parameters([&](const std::string& name, auto& p) {
     const std::string key = case_name + ".param." + name;
+    if (!p.trainable && !f.contains(key)) return;
     INFO("fixture tensor " << key);
     REQUIRE(f.contains(key));
     const Tensor<float> v = f.load(key);
@@ -62,6 +64,25 @@ void expect_case_gradients(L& layer, const safetensors::File& f, const std::stri
     if (!p.trainable) return;
     expect_close(p.grad, f.load(case_name + ".grad." + name), case_name + " grad " + name, rtol);
   });
+}
+
+// Loads the case's weights, then checks forward, backward and every
+// parameter gradient of a float layer against it.
+template <class L>
+void expect_matches_case(L& layer, const safetensors::File& f, const std::string& case_name, double rtol = 1e-5) {
+  INFO("case " << case_name);
+  load_case_parameters(layer, f, case_name);
+  expect_close(layer.forward(f.load(case_name + ".x")), f.load(case_name + ".y"), case_name + ".y", rtol);
+  expect_close(layer.backward(f.load(case_name + ".dy")), f.load(case_name + ".dx"), case_name + ".dx", rtol);
+  expect_case_gradients(layer, f, case_name, rtol);
+}
+
+// The dotted names visit_parameters gives, in order.
+template <class L>
+std::vector<std::string> parameter_names(L& layer, const std::string& prefix = "") {
+  std::vector<std::string> names;
+  layer.visit_parameters([&](const std::string& n, auto&) { names.push_back(n); }, prefix);
+  return names;
 }
 
 }  // namespace stpain::testing
