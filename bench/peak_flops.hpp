@@ -24,7 +24,13 @@ __attribute__((noinline)) inline float fma_kernel(int64_t iters) {
   using V = __m512;
   auto set1 = [](float v) { return _mm512_set1_ps(v); };
   auto fma = [](V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); };
-  auto sum = [](V v) { return _mm512_reduce_add_ps(v); };
+  auto sum = [](V v) {
+    alignas(64) float t[16];
+    _mm512_store_ps(t, v);
+    float s = 0;
+    for (float x : t) s += x;
+    return s;
+  };
 #else
   using V = __m256;
   auto set1 = [](float v) { return _mm256_set1_ps(v); };
