@@ -32,7 +32,7 @@ PKGS=(
   python3                  # helper scripts
 )
 if [ "$dev" = 1 ]; then
-  PKGS+=(python3-torch python3-torchvision python3-numpy python3-sklearn python3-imblearn)
+  PKGS+=(python3-torch python3-torchvision python3-numpy python3-sklearn python3-imblearn python3-opencv)
 fi
 
 missing=()
@@ -54,4 +54,17 @@ for name in libblas.so.3 liblapack.so.3; do
   fi
 done
 
-echo "setup: done ($(bazel --version 2>/dev/null | head -n 1))"
+# A real face photo (NASA's astronaut Eileen Collins, public domain), shipped
+# in python3-skimage: extracted from the .deb without installing the package.
+photo=tests/data/astronaut.png
+if [ ! -s "$photo" ]; then
+  tmp=$(mktemp -d)
+  chmod 777 "$tmp"  # apt-get download runs as the _apt user
+  (cd "$tmp" && apt-get download -qq python3-skimage &&
+    dpkg-deb --fsys-tarfile python3-skimage_*.deb | tar -x ./usr/lib/python3/dist-packages/skimage/data/astronaut.png)
+  mkdir -p "$(dirname "$photo")"
+  cp "$tmp/usr/lib/python3/dist-packages/skimage/data/astronaut.png" "$photo"
+  rm -rf "$tmp"
+fi
+
+echo "setup: done"

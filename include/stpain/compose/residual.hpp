@@ -13,6 +13,7 @@ class Residual {
   using backend = typename Block::backend;
   using scalar = typename Block::scalar;
   using tensor = Tensor<scalar, backend>;
+  using block_type = Block;
 
   Residual() = default;
   explicit Residual(Block block) : block_(std::move(block)) {}
