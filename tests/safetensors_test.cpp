@@ -155,3 +155,17 @@ TEST_CASE("state dicts load by name and strict mode lists every problem") {
   const auto skipped = load_state_dict(e, path, {.strict = true, .rename = {}, .skip_prefixes = {"bias"}});
   CHECK(skipped.loaded == std::vector<std::string>{"weight"});
 }
+
+TEST_CASE("state dicts accept shapes that differ only by extents of 1") {
+  CHECK(same_up_to_unit_dims(Shape{8, 1, 1}, Shape{8}));
+  CHECK(same_up_to_unit_dims(Shape{4, 3, 1, 1}, Shape{4, 3}));
+  CHECK(same_up_to_unit_dims(Shape{}, Shape{1}));
+  CHECK_FALSE(same_up_to_unit_dims(Shape{3, 4}, Shape{4, 3}));
+  CHECK_FALSE(same_up_to_unit_dims(Shape{12}, Shape{3, 4}));
+  const std::string path = temp_path("conv1x1.safetensors");
+  auto w = Tensor<float>::from({2, 3, 1, 1}, {1, 2, 3, 4, 5, 6});
+  safetensors::save(path, {safetensors::entry("weight", w), safetensors::entry("bias", Tensor<float>({2}))});
+  Linear<cpu> fc(3, 2);
+  load_state_dict(fc, path);
+  CHECK(fc.weight.value(1, 0) == 4.f);
+}

@@ -40,6 +40,20 @@ struct LoadReport {
   }
 };
 
+// Shapes that hold the same values in the same order: equal once extents of 1
+// are dropped. torchvision stores layer scales as [C, 1, 1] where timm has [C],
+// 1x1 convolutions are [out, in, 1, 1] where a Linear is [out, in], and
+// num_batches_tracked is [] where stpain keeps [1].
+inline bool same_up_to_unit_dims(const Shape& a, const Shape& b) {
+  auto squeeze = [](const Shape& s) {
+    std::vector<int64_t> d;
+    for (int64_t e : s)
+      if (e != 1) d.push_back(e);
+    return d;
+  };
+  return squeeze(a) == squeeze(b);
+}
+
 template <class L>
 void save_state_dict(L& model, const std::string& path, const std::map<std::string, std::string>& metadata = {},
                      safetensors::DType dtype = safetensors::DType::F32) {
@@ -77,9 +91,7 @@ LoadReport load_state_dict(L& model, const safetensors::File& file, const LoadOp
     }
     used.insert(name);
     const auto& ti = *it->second;
-    // A checkpoint may store one-element buffers (num_batches_tracked) as [].
-    if (ti.shape.numel() != p.value.numel() || (ti.shape != p.value.shape() && ti.shape.rank() > 0 &&
-                                                p.value.numel() != 1)) {
+    if (!same_up_to_unit_dims(ti.shape, p.value.shape())) {
       report.mismatched.push_back(name + ": model " + p.value.shape().str() + " vs file " + ti.shape.str() +
                                   " (\"" + ti.name + "\")");
       return;
