@@ -17,16 +17,6 @@ std::string temp_path(const std::string& name) {
   return (dir / name).string();
 }
 
-// Rewrites a checkpoint under another naming (what the converter program does).
-void convert(const std::string& from, const std::string& to, ConvNeXtNaming naming) {
-  const safetensors::File f(from);
-  const ConvNeXtNaming source = detect_convnext_naming(f);
-  std::vector<safetensors::Entry> out;
-  for (const auto& t : f.tensors())
-    out.push_back(safetensors::entry(convnext_name_from_timm(convnext_name_to_timm(t.name, source), naming), f.load(t.name),
-                                     t.dtype));
-  safetensors::save(to, std::move(out));
-}
 }  // namespace
 
 TEST_CASE("names convert between timm, official and torchvision in both directions") {
@@ -79,7 +69,7 @@ TEST_CASE("a small ConvNeXt loads from F16 torchvision and BF16 timm files and m
 
 TEST_CASE("the converter's renaming round-trips through the official naming") {
   const std::string official = temp_path("small_official.safetensors");
-  convert(fixture_path("convnext_small_bf16_timm.safetensors"), official, ConvNeXtNaming::official);
+  convert_convnext_checkpoint(fixture_path("convnext_small_bf16_timm.safetensors"), official, ConvNeXtNaming::official);
   const safetensors::File f(official);
   CHECK(detect_convnext_naming(f) == ConvNeXtNaming::official);
   CHECK(f.contains("downsample_layers.0.0.weight"));
@@ -89,6 +79,11 @@ TEST_CASE("the converter's renaming round-trips through the official naming") {
   load_convnext_weights(net, f);
   const safetensors::File expected(fixture_path("convnext.safetensors"));
   expect_close(net.forward(expected.load("small.x")), expected.load("small.bf16.logits"), "logits", 1e-4);
+  const std::string tv = temp_path("small_tv.safetensors");
+  convert_convnext_checkpoint(official, tv, ConvNeXtNaming::torchvision, safetensors::DType::F32);
+  const safetensors::File g(tv);
+  CHECK(g.info("features.5.1.layer_scale").shape == Shape{24, 1, 1});
+  CHECK(g.info("features.5.1.layer_scale").dtype == safetensors::DType::F32);
 }
 
 TEST_CASE("strict loading lists missing, unexpected and mis-shaped tensors; --no-head drops the classifier") {

@@ -7,6 +7,7 @@
 // naming is detected from the keys, and the configuration (depths, dims,
 // classes) can be read off the tensor shapes.
 #include <map>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -196,6 +197,25 @@ inline ConvNeXtConfig infer_convnext_config(const safetensors::File& file) {
     if (known.depths == c.depths && known.dims == c.dims) c.name = v;
   }
   return c;
+}
+
+// Writes a checkpoint under another naming (layer scales reshaped to [C, 1, 1]
+// for torchvision, [C] otherwise); dtype F32/F16/BF16, or the source's own.
+inline void convert_convnext_checkpoint(const std::string& in, const std::string& out, ConvNeXtNaming to,
+                                        std::optional<safetensors::DType> dtype = std::nullopt) {
+  const safetensors::File f(in);
+  const ConvNeXtNaming from = detect_convnext_naming(f);
+  std::vector<safetensors::Entry> entries;
+  for (const auto& t : f.tensors()) {
+    const std::string timm = convnext_name_to_timm(t.name, from);
+    STPAIN_CHECK(!timm.empty(), FormatError, in, ": tensor \"", t.name, "\" is not part of a ConvNeXt (",
+                 naming_name(from), " naming)");
+    const std::string name = convnext_name_from_timm(timm, to);
+    Tensor<float> v = f.load(t.name);
+    if (timm.ends_with(".gamma")) v = to == ConvNeXtNaming::torchvision ? v.reshape({-1, 1, 1}) : v.reshape({-1});
+    entries.push_back(safetensors::entry(name, v, dtype.value_or(t.dtype)));
+  }
+  safetensors::save(out, std::move(entries), {{"converted_from", std::string(naming_name(from)) + " naming"}});
 }
 
 struct ConvNeXtLoadOptions {
