@@ -1,6 +1,7 @@
 // examples/extract_features as a program: a small PEMF-layout tree written
 // here, features per clip, a corrupt frame reported and its clip left out,
-// and an interrupted run resumed from the cached clips.
+// an interrupted run resumed from the cached clips, and augmented copies
+// (--augment) added, cached and reproducible.
 #include <catch2/catch.hpp>
 
 #include <filesystem>
@@ -70,6 +71,42 @@ TEST_CASE("extract_features writes one feature tensor per PEMF clip and resumes"
   CHECK(fs::exists(redone));
   const ClipFeatures again = load_clip_features(out);
   CHECK(again.features.to_vector() == f.features.to_vector());  // same seed, same features
+
+  CHECK(f.augmented_copies() == 0);
+  CHECK(f.provenance.count("augmentation") == 0);
+
+  // --augment 1: the plain clips come from the cache, one augmented copy per clip is added.
+  REQUIRE(run(args + " --augment 1") == 0);
+  CHECK_THAT(log_text(), Catch::Contains("1 augmented copies each"));
+  CHECK(fs::last_write_time(kept) == kept_time);
+  CHECK(fs::exists(out + ".parts/clip_0_augmented_0.safetensors"));
+  const ClipFeatures aug = load_clip_features(out);
+  REQUIRE(aug.augmented_features.shape() == Shape{5, 1, 20, 320});
+  CHECK(aug.augmented_copies() == 1);
+  CHECK(aug.features.to_vector() == f.features.to_vector());
+  CHECK(aug.augmented_features.to_vector() != aug.features.to_vector());
+  for (int64_t c = 0; c < 5; ++c) {  // every clip's copy differs from its plain features
+    const auto plain = aug.features.slice(c, c + 1).to_vector();
+    const auto copy = aug.augmented_features.slice(c, c + 1).to_vector();
+    CHECK(plain != copy);
+  }
+  CHECK_THAT(aug.provenance.at("augmentation"), Catch::Contains("1 copies per clip") && Catch::Contains("flip"));
+
+  // A rerun reuses everything; a run from scratch draws the same augmentation.
+  REQUIRE(run(args + " --augment 1") == 0);
+  CHECK_THAT(log_text(), Catch::Contains("5 cached"));
+  fs::remove_all(out + ".parts");
+  REQUIRE(run(args + " --augment 1") == 0);
+  const ClipFeatures fresh = load_clip_features(out);
+  CHECK(fresh.augmented_features.to_vector() == aug.augmented_features.to_vector());
+  CHECK(fresh.features.to_vector() == f.features.to_vector());
+  // Another seed draws other augmentations (the plain features stay).
+  REQUIRE(run(args + " --augment 1 --augment-seed 9") == 0);
+  const ClipFeatures reseeded = load_clip_features(out);
+  CHECK(reseeded.augmented_features.to_vector() != aug.augmented_features.to_vector());
+  CHECK(reseeded.features.to_vector() == f.features.to_vector());
+  CHECK(run("--image " + (kDir / "log.txt").string() + " --augment 1 --out " + out) != 0);
+  CHECK_THAT(log_text(), Catch::Contains("--augment needs --pemf"));
 
   CHECK(run("--pemf " + (kDir / "nothing").string() + " --out " + out) != 0);
   CHECK_THAT(log_text(), Catch::Contains("nothing"));

@@ -3,6 +3,10 @@
 // and the sequence trainers read. One safetensors file holding
 //   features  F32 [clips, frames, dim]     (pooled + LayerNorm frame features)
 //   logits    F32 [clips, frames, classes] (only when the backbone had a head)
+//   augmented_features F32 [clips, copies, frames, dim]
+//             (only when extracted with augmented copies: each clip's features
+//             under `copies` independent draws of the training augmentation,
+//             data/frame_augment.hpp; provenance "augmentation" says which)
 //   labels    I64 [clips]                  (0 no pain, 1 pain)
 //   subjects  I64 [clips]                  (subject index, for grouped folds)
 // and metadata: clip ids, subject names and conditions as JSON arrays, plus
@@ -18,6 +22,7 @@ namespace stpain {
 struct ClipFeatures {
   Tensor<float> features;  // [clips, frames, dim]
   Tensor<float> logits;    // [clips, frames, classes] or empty
+  Tensor<float> augmented_features;  // [clips, copies, frames, dim] or empty
   std::vector<int64_t> labels, subjects;
   std::vector<std::string> clip_ids, subject_names, conditions;
   std::map<std::string, std::string> provenance;
@@ -25,6 +30,7 @@ struct ClipFeatures {
   int64_t clips() const { return features.defined() ? features.size(0) : 0; }
   int64_t frames() const { return features.size(1); }
   int64_t dim() const { return features.size(2); }
+  int64_t augmented_copies() const { return augmented_features.defined() ? augmented_features.size(1) : 0; }
 };
 
 namespace detail {
@@ -58,6 +64,13 @@ inline void save_clip_features(const std::string& path, const ClipFeatures& c) {
                                              safetensors::integer_entry("labels", c.labels),
                                              safetensors::integer_entry("subjects", c.subjects)};
   if (c.logits.defined()) entries.push_back(safetensors::entry("logits", c.logits));
+  if (c.augmented_features.defined()) {
+    const Tensor<float>& a = c.augmented_features;
+    STPAIN_CHECK(a.rank() == 4 && a.size(0) == c.clips() && a.size(2) == c.frames() && a.size(3) == c.dim(),
+                 ShapeError, path, ": augmented_features ", a.shape().str(), " do not match features ",
+                 c.features.shape().str(), " (expected [clips, copies, frames, dim])");
+    entries.push_back(safetensors::entry("augmented_features", a));
+  }
   auto meta = c.provenance;
   meta["clip_ids"] = detail::json_strings(c.clip_ids);
   meta["subject_names"] = detail::json_strings(c.subject_names);
@@ -75,6 +88,13 @@ inline ClipFeatures load_clip_features(const std::string& path) {
   c.labels = f.load_integers("labels");
   c.subjects = f.load_integers("subjects");
   if (f.contains("logits")) c.logits = f.load("logits");
+  if (f.contains("augmented_features")) {
+    c.augmented_features = f.load("augmented_features");
+    const Tensor<float>& a = c.augmented_features;
+    STPAIN_CHECK(a.rank() == 4 && a.size(0) == c.clips() && a.size(2) == c.frames() && a.size(3) == c.dim(),
+                 FormatError, path, ": \"augmented_features\" has shape ", a.shape().str(), ", expected [",
+                 c.clips(), ", copies, ", c.frames(), ", ", c.dim(), "]");
+  }
   c.clip_ids = detail::strings_from_json(path, "clip_ids", f.metadata());
   c.subject_names = detail::strings_from_json(path, "subject_names", f.metadata());
   c.conditions = detail::strings_from_json(path, "conditions", f.metadata());
