@@ -45,6 +45,8 @@ TEST_CASE("fit learns, selects the best validation epoch and restores its weight
   double best = 0;
   for (const auto& e : r.history) best = std::max(best, e.val_accuracy);
   CHECK(r.best_val_accuracy == best);
+  for (const auto& e : r.history)  // among the best accuracies, the lowest loss
+    if (e.val_accuracy == best) CHECK(e.val_loss >= r.best_val_loss);
   // The model now holds the best epoch's weights: its validation accuracy is the best one.
   CHECK(accuracy(val.y, argmax(predict_probabilities(model, val.x))) == Approx(r.best_val_accuracy));
   Mlp reloaded(Linear<cpu>(6, 16), ReLU<cpu>(), Linear<cpu>(16, 2));

@@ -72,6 +72,7 @@ struct FitResult {
   std::vector<EpochRecord> history;
   int64_t best_epoch = 0;
   double best_val_accuracy = -1;
+  double best_val_loss = INFINITY;
 };
 
 namespace detail {
@@ -157,8 +158,12 @@ FitResult fit(Model& model, const LabelledSet& train, const LabelledSet& validat
                   opt.lr(),
                   std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count()};
     result.history.push_back(r);
-    if (r.val_accuracy > result.best_val_accuracy) {  // model selection on validation only
+    // Model selection on validation only: the best accuracy, ties going to the
+    // lower loss (small validation sets tie often).
+    if (r.val_accuracy > result.best_val_accuracy ||
+        (r.val_accuracy == result.best_val_accuracy && r.val_loss < result.best_val_loss)) {
       result.best_val_accuracy = r.val_accuracy;
+      result.best_val_loss = r.val_loss;
       result.best_epoch = epoch;
       snapshot();
       if (!o.checkpoint.empty())
