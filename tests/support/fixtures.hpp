@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <map>
 #include <string>
 
 #include "stpain/io/state_dict.hpp"
@@ -56,36 +57,47 @@ void load_case_parameters(L& layer, const safetensors::File& f, const std::strin
   });
 }
 
-// Checks every trainable parameter's gradient against "<case>.grad.<name>".
+// How closely a case must match: rtol for every tensor, with two exceptions.
 // Gradients that are zero in exact arithmetic (the bias of a layer followed by
 // training-mode BatchNorm) are rounding noise in both implementations: those
-// named in `zero` are only checked to be negligible (|g| <= 1e-4).
+// in `vanishing` are only checked to be negligible (|g| <= 1e-4). Tensors in
+// `loose` get their own rtol (tiny gradients reached through several softmax
+// layers, where float32 rounding upstream is a visible share of them).
+struct CaseTolerance {
+  double rtol = 1e-5;
+  std::vector<std::string> vanishing;
+  std::map<std::string, double> loose;
+};
+
+// Checks every trainable parameter's gradient against "<case>.grad.<name>".
 template <class L>
-void expect_case_gradients(L& layer, const safetensors::File& f, const std::string& case_name, double rtol = 1e-5,
-                           const std::vector<std::string>& zero = {}) {
+void expect_case_gradients(L& layer, const safetensors::File& f, const std::string& case_name,
+                           const CaseTolerance& tol = {}) {
   layer.visit_parameters([&](const std::string& name, auto& p) {
     if (!p.trainable) return;
-    if (std::find(zero.begin(), zero.end(), name) != zero.end()) {
+    if (std::find(tol.vanishing.begin(), tol.vanishing.end(), name) != tol.vanishing.end()) {
       INFO(case_name << " grad " << name << " should vanish");
       for (const auto& g : {Tensor<double>::from(p.grad.shape(), std::vector<double>(p.grad.begin(), p.grad.end())),
                             f.load<double>(case_name + ".grad." + name)})
         for (double v : g) CHECK(std::fabs(v) <= 1e-4);
       return;
     }
-    expect_close(p.grad, f.load(case_name + ".grad." + name), case_name + " grad " + name, rtol);
+    const auto loose = tol.loose.find(name);
+    expect_close(p.grad, f.load(case_name + ".grad." + name), case_name + " grad " + name,
+                 loose == tol.loose.end() ? tol.rtol : loose->second);
   });
 }
 
 // Loads the case's weights, then checks forward, backward and every
 // parameter gradient of a float layer against it.
 template <class L>
-void expect_matches_case(L& layer, const safetensors::File& f, const std::string& case_name, double rtol = 1e-5,
-                         const std::vector<std::string>& zero_gradients = {}) {
+void expect_matches_case(L& layer, const safetensors::File& f, const std::string& case_name,
+                         const CaseTolerance& tol = {}) {
   INFO("case " << case_name);
   load_case_parameters(layer, f, case_name);
-  expect_close(layer.forward(f.load(case_name + ".x")), f.load(case_name + ".y"), case_name + ".y", rtol);
-  expect_close(layer.backward(f.load(case_name + ".dy")), f.load(case_name + ".dx"), case_name + ".dx", rtol);
-  expect_case_gradients(layer, f, case_name, rtol, zero_gradients);
+  expect_close(layer.forward(f.load(case_name + ".x")), f.load(case_name + ".y"), case_name + ".y", tol.rtol);
+  expect_close(layer.backward(f.load(case_name + ".dy")), f.load(case_name + ".dx"), case_name + ".dx", tol.rtol);
+  expect_case_gradients(layer, f, case_name, tol);
 }
 
 // The dotted names visit_parameters gives, in order.

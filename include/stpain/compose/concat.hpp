@@ -4,11 +4,44 @@
 // dy between the layers and sums their input gradients.
 #include <array>
 #include <tuple>
+#include <vector>
 
 #include "stpain/compose/named.hpp"
 #include "stpain/layers/module.hpp"
 
 namespace stpain {
+
+// Joins tensors along the last dimension (all others must agree).
+template <class T, class B>
+Tensor<T, B> concat_last_dim(const std::vector<Tensor<T, B>>& parts) {
+  STPAIN_CHECK(!parts.empty(), ShapeError, "concat_last_dim: nothing to join");
+  const Shape lead = parts[0].shape().without(-1);
+  int64_t total = 0;
+  for (size_t i = 0; i < parts.size(); ++i) {
+    STPAIN_CHECK(parts[i].shape().without(-1) == lead, ShapeError, "concat_last_dim: part ", i, " has shape ",
+                 parts[i].shape().str(), ", part 0 has ", parts[0].shape().str(), "; all but the last dimension must agree");
+    total += parts[i].size(-1);
+  }
+  const int64_t rows = lead.numel();
+  Tensor<T, B> y = Tensor<T, B>::empty(parts[0].shape().with(-1, total));
+  int64_t col = 0;
+  for (const auto& p : parts) {
+    y.matrix(rows, total).middleCols(col, p.size(-1)) = p.matrix(rows, p.size(-1));
+    col += p.size(-1);
+  }
+  return y;
+}
+
+// Columns [begin, begin + width) of the last dimension, as a new tensor.
+template <class T, class B>
+Tensor<T, B> slice_last_dim(const Tensor<T, B>& x, int64_t begin, int64_t width) {
+  STPAIN_CHECK(begin >= 0 && width >= 0 && begin + width <= x.size(-1), ShapeError, "slice_last_dim: [", begin, ", ",
+               begin + width, ") of ", x.shape().str());
+  const int64_t rows = x.numel() / std::max<int64_t>(x.size(-1), 1);
+  Tensor<T, B> y = Tensor<T, B>::empty(x.shape().with(-1, width));
+  y.matrix(rows, width) = x.matrix(rows, x.size(-1)).middleCols(begin, width);
+  return y;
+}
 
 template <class First, class... Rest>
 class Concat {
@@ -22,37 +55,20 @@ class Concat {
   explicit Concat(First first, Rest... rest) : layers_(std::move(first), std::move(rest)...) {}
 
   tensor forward(const tensor& x) {
-    std::array<tensor, size> outs;
-    for_each_indexed([&](auto& l, size_t i) { outs[i] = l.forward(x); });
-    const Shape lead = outs[0].shape().without(-1);
-    int64_t total = 0;
-    for (size_t i = 0; i < size; ++i) {
-      STPAIN_CHECK(outs[i].shape().without(-1) == lead, ShapeError, "Concat: output ", i, " has shape ",
-                   outs[i].shape().str(), ", output 0 has ", outs[0].shape().str(),
-                   "; all but the last dimension must agree");
+    std::vector<tensor> outs(size);
+    for_each_indexed([&](auto& l, size_t i) {
+      outs[i] = l.forward(x);
       widths_[i] = outs[i].size(-1);
-      total += widths_[i];
-    }
-    const int64_t rows = lead.numel();
-    tensor y = tensor::empty(outs[0].shape().with(-1, total));
-    y_width_ = total;
-    int64_t col = 0;
-    for (size_t i = 0; i < size; ++i) {
-      y.matrix(rows, total).middleCols(col, widths_[i]) = outs[i].matrix(rows, widths_[i]);
-      col += widths_[i];
-    }
-    return y;
+    });
+    return concat_last_dim(outs);
   }
 
   tensor backward(const tensor& dy) {
-    const int64_t rows = dy.numel() / y_width_;
     tensor dx;
     int64_t col = 0;
     for_each_indexed([&](auto& l, size_t i) {
-      tensor part = tensor::empty(dy.shape().with(-1, widths_[i]));
-      part.matrix(rows, widths_[i]) = dy.matrix(rows, y_width_).middleCols(col, widths_[i]);
+      tensor d = l.backward(slice_last_dim(dy, col, widths_[i]));
       col += widths_[i];
-      tensor d = l.backward(part);
       if (i == 0)
         dx = d;
       else
@@ -88,7 +104,6 @@ class Concat {
 
   std::tuple<First, Rest...> layers_;
   std::array<int64_t, size> widths_{};
-  int64_t y_width_ = 0;
 };
 
 }  // namespace stpain
