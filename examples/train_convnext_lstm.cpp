@@ -11,6 +11,7 @@
 #include "examples/experiment.hpp"
 #include "stpain/io/clip_features.hpp"
 #include "stpain/models/sequence_heads.hpp"
+#include "stpain/train/keras_init.hpp"
 #include "stpain/train/splits.hpp"
 
 using namespace stpain;
@@ -19,7 +20,7 @@ namespace {
 
 struct Options {
   std::string features, out = "out/convnext_lstm", head = "all", protocol = "subject", baseline = "mlp";
-  std::string class_weights = "balanced";
+  std::string class_weights = "balanced", init = "keras";
   int64_t epochs = 100, batch = 8, folds = 5, seed = 2001, threads = 2, decay_steps = 1000;
   double lr = 1e-3, decay_rate = 0.96;
   bool smooth_decay = false, synthetic = false, no_baseline = false;
@@ -103,6 +104,7 @@ int main(int argc, char** argv) {
       .option("--decay-rate", o.decay_rate, "exponential decay rate")
       .flag("--smooth-decay", o.smooth_decay, "decay every step instead of staircase")
       .option("--class-weights", o.class_weights, "balanced or none")
+      .option("--init", o.init, "keras (the authors' framework: glorot, orthogonal, unit forget bias) or pytorch")
       .option("--baseline", o.baseline, "per-frame classifier: mlp or linear")
       .flag("--no-baseline", o.no_baseline, "skip the per-frame baseline")
       .flag("--synthetic", o.synthetic, "label every table as synthetic data")
@@ -114,6 +116,7 @@ int main(int argc, char** argv) {
     STPAIN_CHECK(o.class_weights == "balanced" || o.class_weights == "none", Error,
                  "--class-weights must be balanced or none, not \"", o.class_weights, "\"");
     STPAIN_CHECK(o.baseline == "mlp" || o.baseline == "linear", Error, "--baseline must be mlp or linear");
+    STPAIN_CHECK(o.init == "keras" || o.init == "pytorch", Error, "--init must be keras or pytorch");
     set_num_threads(static_cast<int>(o.threads));
     const ClipFeatures f = load_clip_features(o.features);
     const std::vector<std::string> heads =
@@ -136,6 +139,7 @@ int main(int argc, char** argv) {
     results.metadata["backbone"] = f.provenance.count("backbone") ? f.provenance.at("backbone") : "";
     results.metadata["epochs"] = o.epochs;
     results.metadata["seed"] = o.seed;
+    results.metadata["init"] = o.init;
 
     FitOptions fit_options{.epochs = o.epochs, .batch = o.batch, .lr = o.lr, .decay_steps = o.decay_steps,
                            .decay_rate = o.decay_rate, .staircase = !o.smooth_decay,
@@ -157,6 +161,7 @@ int main(int argc, char** argv) {
         const std::string model_name = backbone + suffix;
         manual_seed(static_cast<uint64_t>(o.seed) + k);
         with_sequence_head(h, head_options, [&](auto&& head) {
+          if (o.init == "keras") keras_init(head);
           examples::FoldRun run{model_name, static_cast<int64_t>(k), o.out, fit_options};
           results.add(model_name, examples::train_and_test(head, run, train, val, test));
         });

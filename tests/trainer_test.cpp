@@ -57,6 +57,15 @@ TEST_CASE("fit learns, selects the best validation epoch and restores its weight
   CHECK(r.history.back().lr == Approx(3e-3 * std::pow(0.96, 7)));
 }
 
+TEST_CASE("without a validation set fit keeps the last epoch") {
+  manual_seed(2);
+  Mlp model(Linear<cpu>(6, 8), ReLU<cpu>(), Linear<cpu>(8, 2));
+  const auto train = blobs(80, 5, 3.0);
+  const FitResult r = fit(model, train, LabelledSet{Tensor<float>({0, 6}), {}}, {.epochs = 4, .batch = 16, .lr = 3e-3});
+  CHECK(r.best_epoch == 4);
+  CHECK(std::isnan(r.history[0].val_accuracy));
+}
+
 TEST_CASE("fit stops with a clear message when the loss is not finite") {
   Mlp model(Linear<cpu>(6, 4), ReLU<cpu>(), Linear<cpu>(4, 2));
   auto train = blobs(20, 3, 1.0);

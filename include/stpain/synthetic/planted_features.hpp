@@ -31,7 +31,10 @@ inline ClipFeatures make_planted_features(const PlantedFeatureOptions& o) {
   auto unit_vector = [&] {
     std::vector<double> v(static_cast<size_t>(o.dim));
     double n = 0;
-    for (auto& x : v) n += (x = g.normal()) * x;
+    for (auto& x : v) {
+      x = g.normal();
+      n += x * x;
+    }
     for (auto& x : v) x /= std::sqrt(n);
     return v;
   };
@@ -41,7 +44,7 @@ inline ClipFeatures make_planted_features(const PlantedFeatureOptions& o) {
   const int64_t clips = o.subjects * 4;
   f.features = Tensor<float>::empty({clips, o.frames, o.dim});
   for (int64_t s = 0; s < o.subjects; ++s) {
-    char name[16];
+    char name[32];
     std::snprintf(name, sizeof name, "S%03lld", static_cast<long long>(s + 1));
     f.subject_names.push_back(name);
     std::vector<double> offset = unit_vector();

@@ -3,7 +3,8 @@
 // an exponential-decay schedule stepped per batch, optional class weights,
 // gradient clipping, NaN/Inf checks, evaluation on a validation set after
 // every epoch and model selection on it alone (the best epoch's weights are
-// kept and restored at the end, and optionally checkpointed).
+// kept and restored at the end, and optionally checkpointed). With an empty
+// validation set (the paper's 80/20 protocol) the last epoch is kept.
 //
 //   FitResult r = fit(model, train, validation, FitOptions{.epochs = 150, .batch = 8});
 #include <chrono>
@@ -107,8 +108,8 @@ Tensor<float> predict_probabilities(Model& model, const Tensor<float>& x, int64_
 
 template <class Model>
 FitResult fit(Model& model, const LabelledSet& train, const LabelledSet& validation, const FitOptions& o) {
-  STPAIN_CHECK(train.size() > 0 && validation.size() > 0, Error, "fit: ", train.size(), " training and ",
-               validation.size(), " validation samples");
+  STPAIN_CHECK(train.size() > 0, Error, "fit: no training samples");
+  const bool select = validation.size() > 0;
   Adam opt(model, AdamOptions{.lr = o.lr, .eps = o.keras_adam ? 1e-7 : 1e-8, .weight_decay = o.weight_decay,
                               .epsilon_hat = o.keras_adam});
   const ExponentialDecay schedule(o.lr, o.decay_steps, o.decay_rate, o.staircase);
@@ -149,19 +150,20 @@ FitResult fit(Model& model, const LabelledSet& train, const LabelledSet& validat
       seen += static_cast<int64_t>(rows.size());
     }
     model.train(false);
-    const auto [val_loss, val_p] = detail::evaluate_in_batches(model, validation, std::max<int64_t>(o.batch, 64), loss_options);
-    EpochRecord r{epoch,
-                  loss_sum / static_cast<double>(seen),
-                  static_cast<double>(correct) / static_cast<double>(seen),
-                  val_loss,
-                  accuracy(validation.y, argmax(val_p)),
-                  opt.lr(),
-                  std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count()};
+    EpochRecord r{epoch, loss_sum / static_cast<double>(seen), static_cast<double>(correct) / static_cast<double>(seen),
+                  NAN, NAN, opt.lr(), 0.0};
+    if (select) {
+      const auto [val_loss, val_p] = detail::evaluate_in_batches(model, validation, std::max<int64_t>(o.batch, 64), loss_options);
+      r.val_loss = val_loss;
+      r.val_accuracy = accuracy(validation.y, argmax(val_p));
+    }
+    r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     result.history.push_back(r);
     // Model selection on validation only: the best accuracy, ties going to the
     // lower loss (small validation sets tie often).
-    if (r.val_accuracy > result.best_val_accuracy ||
-        (r.val_accuracy == result.best_val_accuracy && r.val_loss < result.best_val_loss)) {
+    if (!select ? epoch == o.epochs
+                : r.val_accuracy > result.best_val_accuracy ||
+                      (r.val_accuracy == result.best_val_accuracy && r.val_loss < result.best_val_loss)) {
       result.best_val_accuracy = r.val_accuracy;
       result.best_val_loss = r.val_loss;
       result.best_epoch = epoch;
