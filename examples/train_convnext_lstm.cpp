@@ -10,6 +10,7 @@
 #include "examples/cli.hpp"
 #include "examples/experiment.hpp"
 #include "stpain/io/clip_features.hpp"
+#include "stpain/models/model_card.hpp"
 #include "stpain/models/sequence_heads.hpp"
 #include "stpain/train/keras_init.hpp"
 #include "stpain/train/splits.hpp"
@@ -160,9 +161,15 @@ int main(int argc, char** argv) {
         const auto& [suffix, paper_name] = rows.at(h);
         const std::string model_name = backbone + suffix;
         manual_seed(static_cast<uint64_t>(o.seed) + k);
+        // What predict needs: the head, and the backbone and preprocessing of its features.
+        ModelCard card = ModelCard().set("stpain.model", "sequence_head").set("head.name", h).set("head.input_size", f.dim());
+        card.set("frames", f.frames());
+        for (const char* key : {"backbone", "backbone_arch", "backbone_weights", "backbone_seed", "image_size", "crop_pct"})
+          if (f.provenance.count(key)) card.set(key, f.provenance.at(key));
         with_sequence_head(h, head_options, [&](auto&& head) {
           if (o.init == "keras") keras_init(head);
           examples::FoldRun run{model_name, static_cast<int64_t>(k), o.out, fit_options};
+          run.fit.checkpoint_metadata = card.entries();
           results.add(model_name, examples::train_and_test(head, run, train, val, test));
         });
         results.model(model_name).reference = paper_name;

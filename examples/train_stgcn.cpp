@@ -14,6 +14,7 @@
 #include "stpain/data/landmarks.hpp"
 #include "stpain/data/pemf.hpp"
 #include "stpain/graph/landmark_graphs.hpp"
+#include "stpain/models/model_card.hpp"
 #include "stpain/models/stgcn.hpp"
 #include "stpain/train/keras_init.hpp"
 #include "stpain/train/landmark_augment.hpp"
@@ -185,9 +186,20 @@ int main(int argc, char** argv) {
         const bool lstm = m == "stgcn_lstm";
         const std::string name = lstm ? "STGCN + LSTM" : "STGCN";
         manual_seed(static_cast<uint64_t>(o.seed) + k);
+        // What predict needs to rebuild and feed this model.
+        const ModelCard card = ModelCard()
+                                   .set("stpain.model", "stgcn")
+                                   .set("stgcn.block", o.block)
+                                   .set("stgcn.graph", o.graph)
+                                   .set("stgcn.lstm", lstm ? "true" : "false")
+                                   .set("landmarks.normalize", o.normalize)
+                                   .set("landmarks.frames", t)
+                                   .set("scaler.mean", scaler.mean())
+                                   .set("scaler.scale", scaler.scale());
         with_stgcn_network(block, {.lstm = lstm}, graph, [&](auto& net) {
           if (o.init == "keras") keras_init(net);
           examples::FoldRun run{name, static_cast<int64_t>(k), o.out, fit_options};
+          run.fit.checkpoint_metadata = card.entries();
           results.add(name, examples::train_and_test(net, run, train, val, test));
         });
       }

@@ -55,6 +55,7 @@ struct Backbone {
   std::unique_ptr<ConvNeXt<cpu>> net;
   std::unique_ptr<Linear<cpu>> classifier;
   std::string description;  // "ConvNeXt atto with random weights (seed 0)"; also the cache's tag
+  BackboneOptions options;  // how it was made (rebuilt from these by prediction)
 
   int64_t feature_dim() const { return net->config().feature_dim(); }
   bool has_classifier() const { return classifier != nullptr; }
@@ -84,6 +85,7 @@ struct Backbone {
 // for tests and plumbing, not for results.
 inline Backbone make_backbone(const BackboneOptions& o, std::FILE* warnings = stderr) {
   Backbone b;
+  b.options = o;
   ConvNeXtConfig config;
   if (!o.weights.empty()) {
     const safetensors::File file(o.weights);
@@ -330,7 +332,14 @@ inline ClipExtraction extract_clip_features(const PemfIndex& index, Backbone& ba
     out.conditions.push_back(clip.condition_name());
   }
   out.subject_names = index.subjects;
-  out.provenance = {{"backbone", backbone.description}, {"preprocess", preprocess}};
+  // What a prediction needs to rebuild the backbone and the preprocessing.
+  out.provenance = {{"backbone", backbone.description},
+                    {"backbone_arch", backbone.net->config().name},
+                    {"backbone_weights", backbone.options.weights},
+                    {"backbone_seed", std::to_string(backbone.options.seed)},
+                    {"preprocess", preprocess},
+                    {"image_size", std::to_string(options.preprocess.size)},
+                    {"crop_pct", options.preprocess.crop_pct ? std::to_string(*options.preprocess.crop_pct) : ""}};
   if (copies > 0) out.provenance["augmentation"] = detail::concat(copies, " copies per clip: ", augmentation);
   if (!result.left_out.empty()) out.provenance["left_out"] = detail::json_strings(result.left_out);
   return result;

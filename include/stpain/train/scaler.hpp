@@ -12,6 +12,13 @@ namespace stpain {
 
 class StandardScaler {
  public:
+  StandardScaler() = default;
+  // A scaler fitted elsewhere (read back from a checkpoint's model card).
+  StandardScaler(std::vector<double> mean, std::vector<double> scale) : mean_(std::move(mean)), scale_(std::move(scale)) {
+    STPAIN_CHECK(mean_.size() == scale_.size(), ShapeError, "StandardScaler: ", mean_.size(), " means but ",
+                 scale_.size(), " scales");
+  }
+
   // x [rows, features]; statistics accumulated in double.
   StandardScaler& fit(const Tensor<float>& x) {
     STPAIN_CHECK(x.rank() == 2 && x.size(0) > 0, ShapeError, "StandardScaler.fit: x ", x.shape().str(),

@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cmath>
 #include <functional>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -60,6 +61,7 @@ struct FitOptions {
   uint64_t seed = 2001;         // batch order
   int64_t num_classes = 2;
   std::string checkpoint;       // where the best weights are saved ("" : memory only)
+  std::map<std::string, std::string> checkpoint_metadata;  // saved with them (how to rebuild the model)
   // Called after every epoch with a one-line summary (progress display).
   std::function<void(int64_t epoch, const std::string& line)> on_epoch;
 };
@@ -168,8 +170,12 @@ FitResult fit(Model& model, const LabelledSet& train, const LabelledSet& validat
       result.best_val_loss = r.val_loss;
       result.best_epoch = epoch;
       snapshot();
-      if (!o.checkpoint.empty())
-        save_state_dict(model, o.checkpoint, {{"epoch", std::to_string(epoch)}, {"val_accuracy", std::to_string(r.val_accuracy)}});
+      if (!o.checkpoint.empty()) {
+        auto meta = o.checkpoint_metadata;
+        meta["epoch"] = std::to_string(epoch);
+        meta["val_accuracy"] = std::to_string(r.val_accuracy);
+        save_state_dict(model, o.checkpoint, meta);
+      }
     }
     if (o.on_epoch) {
       char line[160];
