@@ -34,10 +34,11 @@ struct FoldRun {
 };
 
 // Trains `model` on the fold, evaluates the best epoch on the test set, writes
-// its curves, confusion matrix and checkpoint, and returns the fold's result.
+// its curves, confusion matrix and checkpoint, and returns the fold's result
+// (and, when asked, the test clips' pain probabilities, for late fusion).
 template <class Model>
 FoldResult train_and_test(Model& model, const FoldRun& run, const LabelledSet& train, const LabelledSet& validation,
-                          const LabelledSet& test) {
+                          const LabelledSet& test, std::vector<double>* test_pain = nullptr) {
   namespace fs = std::filesystem;
   const std::string stem = file_stem(run.model) + "_fold" + std::to_string(run.fold);
   for (const char* d : {"curves", "confusion", "checkpoints"}) fs::create_directories(fs::path(run.out_dir) / d);
@@ -53,6 +54,7 @@ FoldResult train_and_test(Model& model, const FoldRun& run, const LabelledSet& t
   std::vector<double> pain(static_cast<size_t>(p.size(0)));
   for (int64_t i = 0; i < p.size(0); ++i) pain[static_cast<size_t>(i)] = p(i, 1);
   FoldResult result = evaluate_fold(run.fold, test.y, argmax(p), pain);
+  if (test_pain) *test_pain = pain;
   result.extra["best_epoch"] = fit_result.best_epoch;
   result.extra["best_val_accuracy"] = fit_result.best_val_accuracy;
   result.extra["train_clips"] = train.size();

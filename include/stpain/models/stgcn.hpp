@@ -30,7 +30,7 @@ inline BlockKind parse_block_kind(const std::string& s) {
 struct STGCNOptions {
   int64_t in_channels = 2;
   int64_t channels = 48;       // block output channels (the paper's block: 3 x 16)
-  int64_t classes = 2;
+  int64_t classes = 2;         // 0: no classifier; forward gives the penultimate features (fusion)
   bool lstm = true;            // STGCN-LSTM, else pooled STGCN
   int64_t lstm1 = 15, lstm2 = 20;
   double dropout = 0.25;
@@ -44,6 +44,7 @@ class STGCNNetwork {
   using backend = B;
   using scalar = T;
   using tensor = Tensor<T, B>;
+  using block_type = Block;
 
   // make_block(i, in_channels) builds block i.
   template <class MakeBlock>
@@ -55,8 +56,11 @@ class STGCNNetwork {
       drop1_.emplace(o.dropout);
       drop2_.emplace(o.dropout);
     }
-    fc_.emplace(o.lstm ? o.lstm2 : o.channels, o.classes);
+    if (o.classes > 0) fc_.emplace(features(), o.classes);
   }
+
+  // Width of the penultimate features (the LSTM's state, or the pooled channels).
+  int64_t features() const { return opt_.lstm ? opt_.lstm2 : opt_.channels; }
 
   // Landmark clips [N, T, V, in_channels] -> logits [N, classes].
   tensor forward(const tensor& x) {
@@ -73,7 +77,7 @@ class STGCNNetwork {
     const int64_t n = h.size(0), t = h.size(1);
     if (opt_.lstm) {
       const tensor s = drop2_->forward(lstm2_->forward(drop1_->forward(lstm1_->forward(h.reshape({n, t, -1})))));
-      return fc_->forward(s);
+      return fc_ ? fc_->forward(s) : s;
     }
     // Mean over time and nodes.
     pooled_ = tensor::zeros({n, opt_.channels});
@@ -81,11 +85,11 @@ class STGCNNetwork {
     for (int64_t b = 0; b < n; ++b)
       for (int64_t r = 0; r < per; ++r)
         for (int64_t c = 0; c < opt_.channels; ++c) pooled_(b, c) += h[(b * per + r) * opt_.channels + c] / T(per);
-    return fc_->forward(pooled_);
+    return fc_ ? fc_->forward(pooled_) : pooled_;
   }
 
   tensor backward(const tensor& dy) {
-    tensor d = fc_->backward(dy);
+    tensor d = fc_ ? fc_->backward(dy) : dy;
     tensor dh;
     if (opt_.lstm) {
       dh = lstm1_->backward(drop1_->backward(lstm2_->backward(drop2_->backward(d)))).reshape(block_shape_);
@@ -111,7 +115,7 @@ class STGCNNetwork {
       lstm1_->visit_parameters(f, prefix + "lstm1.");
       lstm2_->visit_parameters(f, prefix + "lstm2.");
     }
-    fc_->visit_parameters(f, prefix + "fc.");
+    if (fc_) fc_->visit_parameters(f, prefix + "fc.");
   }
   void train(bool on = true) {
     training_ = on;
