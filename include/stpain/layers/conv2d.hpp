@@ -14,6 +14,7 @@
 #include <utility>
 #include <vector>
 
+#include "stpain/backend/simd.hpp"
 #include "stpain/layers/module.hpp"
 
 namespace stpain {
@@ -138,30 +139,12 @@ void copy_row(const T* src, int64_t n, T* dst) {
   for (int64_t i = 0; i < n; ++i) dst[i] = src[i];
 }
 
-// The native SIMD width of the build (-march decides).
-#if defined(__AVX512F__)
-inline constexpr int64_t kVectorBytes = 64;
-#elif defined(__AVX__)
-inline constexpr int64_t kVectorBytes = 32;
-#else
-inline constexpr int64_t kVectorBytes = 16;
-#endif
-
-// One register of T values (a GCC/Clang vector type). The depthwise tiles
-// keep their accumulators in arrays of these, indexed by constants through
-// unroll(): GCC leaves plain accumulator arrays in memory.
-template <class T>
-struct Vector {
-  static constexpr int64_t lanes = kVectorBytes / static_cast<int64_t>(sizeof(T));
-  typedef T type __attribute__((vector_size(kVectorBytes)));
-};
-
-// f(std::integral_constant<int64_t, i>{}) for i = 0 .. N-1, unrolled.
-template <int64_t N, class F>
-inline __attribute__((always_inline)) void unroll(F&& f) {
-  [&]<int64_t... I>(std::integer_sequence<int64_t, I...>) { (f(std::integral_constant<int64_t, I>{}), ...); }
-  (std::make_integer_sequence<int64_t, N>{});
-}
+// One register of T values and compile-time unrolling (backend/simd.hpp). The
+// depthwise tiles keep their accumulators in arrays of these, indexed by
+// constants through unroll(): GCC leaves plain accumulator arrays in memory.
+using simd::kVectorBytes;
+using simd::unroll;
+using simd::Vector;
 
 // v = {p[0], p[stride], p[2 * stride], ...}: one unaligned load for stride 1.
 template <bool UnitStride, class V, class T>

@@ -7,87 +7,266 @@
 #include <array>
 #include <vector>
 
+#include "stpain/backend/simd.hpp"
 #include "stpain/layers/module.hpp"
 
 namespace stpain::backend {
 
+namespace depthwise_nhwc_detail {
+
+using simd::unroll;
+
+// The forward kernel works on strips of OW output pixels of one output row
+// and one vector of channels: OW accumulators stay in registers over all k*k
+// taps; for each kernel row the k weight vectors are loaded once and each
+// input pixel loaded once serves up to k accumulators. With 32 vector
+// registers (AVX-512) strips are 14 or 7 pixels wide (14 + 7 + 1 registers
+// for k = 7; 56, 28, 14 and 7, ConvNeXt's widths, split evenly), with 16
+// (AVX2) 8 or 4.
+inline constexpr int64_t kWideStrip = simd::kRegisters >= 32 ? 14 : 8;
+inline constexpr int64_t kNarrowStrip = kWideStrip / 2;
+
+// The kernel sizes with a register-tiled kernel; others run the plain loops.
+inline constexpr bool tiled_kernel_size(int64_t k) { return k == 3 || k == 5 || k == 7; }
+
+// Calls f(integral_constant<K>) for a kernel size with a tiled kernel.
+template <class F>
+void with_kernel_size(int64_t k, F&& f) {
+  if (k == 7)
+    f(std::integral_constant<int64_t, 7>{});
+  else if (k == 5)
+    f(std::integral_constant<int64_t, 5>{});
+  else
+    f(std::integral_constant<int64_t, 3>{});
+}
+
+// Output pixels [ow0, ow0 + valid) (valid <= OW) of output row oh of image b,
+// channels [ch, ch + lanes). x points at image b ([h, wd, c]), y at the output
+// row ([wo, c]); w is [K, K, c]. Interior: every input column of the strip is
+// inside the image and valid == OW (no checks).
+template <int64_t K, int64_t OW, bool Interior, class T>
+[[gnu::always_inline]] inline void forward_strip(const T* x, const T* w, const T* bias, T* y, int64_t h, int64_t wd,
+                                                 int64_t c, int64_t pad, int64_t oh, int64_t ow0, int64_t valid,
+                                                 int64_t ch) {
+  using V = typename simd::Vector<T>::type;
+  V acc[OW];
+  const V b = bias ? simd::load<V>(bias + ch) : V{};
+  unroll<OW>([&](auto o) { acc[o] = b; });
+  const int64_t iw0 = ow0 - pad;
+  for (int64_t kh = 0; kh < K; ++kh) {
+    const int64_t ih = oh + kh - pad;
+    if (ih < 0 || ih >= h) continue;
+    const T* in = x + ih * wd * c + ch;
+    V wk[K];
+    unroll<K>([&](auto kw) { wk[kw] = simd::load<V>(w + (kh * K + kw) * c + ch); });
+    // Input column iw0 + j feeds output pixel j - kw through tap kw.
+    unroll<OW + K - 1>([&](auto j) {
+      const int64_t iw = iw0 + j;
+      if (!Interior && (iw < 0 || iw >= wd)) return;
+      const V v = simd::load<V>(in + iw * c);
+      unroll<K>([&](auto kw) {
+        constexpr int64_t o = decltype(j)::value - decltype(kw)::value;
+        if constexpr (o >= 0 && o < OW) acc[o] += v * wk[kw];
+      });
+    });
+  }
+  unroll<OW>([&](auto o) {
+    const V v = acc[o];  // a copy: taking acc's address would keep the tile in memory
+    if (Interior || o < valid) simd::store(y + (ow0 + o) * c + ch, v);
+  });
+}
+
+// Every strip of one output row, channels [ch, ch + lanes).
+template <int64_t K, int64_t OW, class T>
+void forward_row(const T* x, const T* w, const T* bias, T* y, int64_t h, int64_t wd, int64_t c, int64_t pad,
+                 int64_t oh, int64_t wo, int64_t ch) {
+  for (int64_t ow0 = 0; ow0 < wo; ow0 += OW) {
+    const int64_t valid = std::min(OW, wo - ow0);
+    if (valid == OW && ow0 - pad >= 0 && ow0 - pad + OW + K - 1 <= wd)
+      forward_strip<K, OW, true>(x, w, bias, y, h, wd, c, pad, oh, ow0, valid, ch);
+    else
+      forward_strip<K, OW, false>(x, w, bias, y, h, wd, c, pad, oh, ow0, valid, ch);
+  }
+}
+
+// Plain loops over channels [c0, c1) of one output row: any kernel size, and
+// the channels past the last whole vector.
+template <class T>
+void forward_row_plain(const T* x, const T* w, const T* bias, T* out, int64_t h, int64_t wd, int64_t c, int64_t k,
+                       int64_t pad, int64_t oh, int64_t wo, int64_t c0, int64_t c1) {
+  for (int64_t ow = 0; ow < wo; ++ow) {
+    T* o = out + ow * c;
+    for (int64_t ch = c0; ch < c1; ++ch) o[ch] = bias ? bias[ch] : T(0);
+  }
+  for (int64_t kh = 0; kh < k; ++kh) {
+    const int64_t ih = oh + kh - pad;
+    if (ih < 0 || ih >= h) continue;
+    const T* in = x + ih * wd * c;
+    for (int64_t kw = 0; kw < k; ++kw) {
+      const T* wk = w + (kh * k + kw) * c;
+      // Output columns whose input column ow + kw - pad is inside the image.
+      const int64_t lo = std::max<int64_t>(0, pad - kw), hi = std::min<int64_t>(wo, wd + pad - kw);
+      for (int64_t ow = lo; ow < hi; ++ow) {
+        T* o = out + ow * c;
+        const T* i = in + (ow + kw - pad) * c;
+#pragma omp simd
+        for (int64_t ch = c0; ch < c1; ++ch) o[ch] += i[ch] * wk[ch];
+      }
+    }
+  }
+}
+
+// The filter gradient of one strip (as forward_strip): acc[kh * K + kw] +=
+// sum over the strip's output pixels of dy * the input under tap (kh, kw).
+template <int64_t K, int64_t OW, bool Interior, class T, class V>
+[[gnu::always_inline]] inline void weight_grad_strip(const T* x, const T* dy_row, V* acc, int64_t h, int64_t wd,
+                                                     int64_t c, int64_t pad, int64_t oh, int64_t ow0, int64_t valid,
+                                                     int64_t ch) {
+  V g[OW];
+  unroll<OW>([&](auto o) { g[o] = Interior || o < valid ? simd::load<V>(dy_row + (ow0 + o) * c + ch) : V{}; });
+  const int64_t iw0 = ow0 - pad;
+  for (int64_t kh = 0; kh < K; ++kh) {
+    const int64_t ih = oh + kh - pad;
+    if (ih < 0 || ih >= h) continue;
+    const T* in = x + ih * wd * c + ch;
+    V t[K];
+    unroll<K>([&](auto kw) { t[kw] = acc[kh * K + kw]; });
+    unroll<OW + K - 1>([&](auto j) {
+      const int64_t iw = iw0 + j;
+      if (!Interior && (iw < 0 || iw >= wd)) return;
+      const V v = simd::load<V>(in + iw * c);
+      unroll<K>([&](auto kw) {
+        constexpr int64_t o = decltype(j)::value - decltype(kw)::value;
+        if constexpr (o >= 0 && o < OW) t[kw] += v * g[o];
+      });
+    });
+    unroll<K>([&](auto kw) { acc[kh * K + kw] = t[kw]; });
+  }
+}
+
+template <int64_t K, int64_t OW, class T, class V>
+void weight_grad_row(const T* x, const T* dy_row, V* acc, int64_t h, int64_t wd, int64_t c, int64_t pad, int64_t oh,
+                     int64_t wo, int64_t ch) {
+  for (int64_t ow0 = 0; ow0 < wo; ow0 += OW) {
+    const int64_t valid = std::min(OW, wo - ow0);
+    if (valid == OW && ow0 - pad >= 0 && ow0 - pad + OW + K - 1 <= wd)
+      weight_grad_strip<K, OW, true>(x, dy_row, acc, h, wd, c, pad, oh, ow0, valid, ch);
+    else
+      weight_grad_strip<K, OW, false>(x, dy_row, acc, h, wd, c, pad, oh, ow0, valid, ch);
+  }
+}
+
+// Plain loops for channels [c0, c1): any kernel size, and the channels past
+// the last whole vector.
+template <class T>
+void weight_grad_plain(const T* x, const T* dy, T* dw, T* db, int64_t n, int64_t h, int64_t wd, int64_t c, int64_t k,
+                       int64_t pad, int64_t ho, int64_t wo, int64_t c0, int64_t c1) {
+  for (int64_t r = 0; r < n * ho; ++r) {
+    const int64_t b = r / ho, oh = r % ho;
+    const T* g = dy + r * wo * c;
+    if (db)
+      for (int64_t ow = 0; ow < wo; ++ow) {
+#pragma omp simd
+        for (int64_t ch = c0; ch < c1; ++ch) db[ch] += g[ow * c + ch];
+      }
+    for (int64_t kh = 0; kh < k; ++kh) {
+      const int64_t ih = oh + kh - pad;
+      if (ih < 0 || ih >= h) continue;
+      const T* in = x + (b * h + ih) * wd * c;
+      for (int64_t kw = 0; kw < k; ++kw) {
+        T* a = dw + (kh * k + kw) * c;
+        const int64_t lo = std::max<int64_t>(0, pad - kw), hi = std::min<int64_t>(wo, wd + pad - kw);
+        for (int64_t ow = lo; ow < hi; ++ow) {
+          const T* i = in + (ow + kw - pad) * c;
+          const T* gg = g + ow * c;
+#pragma omp simd
+          for (int64_t ch = c0; ch < c1; ++ch) a[ch] += i[ch] * gg[ch];
+        }
+      }
+    }
+  }
+}
+
+}  // namespace depthwise_nhwc_detail
+
 // y[n, oh, ow, c] = bias[c] + sum_{kh, kw} x[n, oh + kh - pad, ow + kw - pad, c] * w[kh, kw, c]
 // (w channels-last: [k, k, C]); out-of-range input pixels count as zero.
+// bias may be null. Parallel over (output row, vector of channels).
 template <class T>
 void depthwise_conv_nhwc(cpu, const T* x, const T* w, const T* bias, T* y, int64_t n, int64_t h, int64_t wd,
                          int64_t c, int64_t k, int64_t pad, int64_t ho, int64_t wo) {
-  parallel_for(n * ho, 1, [&](int64_t r0, int64_t r1) {
-    for (int64_t r = r0; r < r1; ++r) {
-      const int64_t b = r / ho, oh = r % ho;
+  namespace d = depthwise_nhwc_detail;
+  constexpr int64_t lanes = simd::Vector<T>::lanes;
+  const bool tiled = d::tiled_kernel_size(k);
+  const int64_t vectors = tiled ? c / lanes : 0, tail = c - vectors * lanes;
+  // Work items per output row: one per vector of channels, one for the rest.
+  const int64_t items = vectors + (tail > 0 ? 1 : 0), rows = n * ho;
+  const int64_t wide_strips = (wo + d::kWideStrip - 1) / d::kWideStrip;
+  const bool narrow = wo <= d::kNarrowStrip || wo <= wide_strips * d::kNarrowStrip;  // e.g. 7 wide: one narrow strip
+  const int64_t grain = std::max<int64_t>(1, (1 << 16) / std::max<int64_t>(1, wo * lanes * k * k));
+  parallel_for(rows * items, grain, [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t r = t / items, item = t % items, b = r / ho, oh = r % ho;
+      const T* xb = x + b * h * wd * c;
       T* out = y + r * wo * c;
-      for (int64_t ow = 0; ow < wo; ++ow) {
-        T* o = out + ow * c;
-        if (bias) {
-#pragma omp simd
-          for (int64_t ch = 0; ch < c; ++ch) o[ch] = bias[ch];
-        } else {
-#pragma omp simd
-          for (int64_t ch = 0; ch < c; ++ch) o[ch] = T(0);
-        }
+      if (item == vectors) {
+        d::forward_row_plain(xb, w, bias, out, h, wd, c, k, pad, oh, wo, vectors * lanes, c);
+        continue;
       }
-      for (int64_t kh = 0; kh < k; ++kh) {
-        const int64_t ih = oh + kh - pad;
-        if (ih < 0 || ih >= h) continue;
-        const T* in = x + (b * h + ih) * wd * c;
-        for (int64_t kw = 0; kw < k; ++kw) {
-          const T* wk = w + (kh * k + kw) * c;
-          // Output columns whose input column ow + kw - pad is inside the image.
-          const int64_t lo = std::max<int64_t>(0, pad - kw), hi = std::min<int64_t>(wo, wd + pad - kw);
-          for (int64_t ow = lo; ow < hi; ++ow) {
-            T* o = out + ow * c;
-            const T* i = in + (ow + kw - pad) * c;
-#pragma omp simd
-            for (int64_t ch = 0; ch < c; ++ch) o[ch] += i[ch] * wk[ch];
-          }
-        }
-      }
+      d::with_kernel_size(k, [&](auto kk) {
+        constexpr int64_t K = decltype(kk)::value;
+        if (narrow)
+          d::forward_row<K, d::kNarrowStrip>(xb, w, bias, out, h, wd, c, pad, oh, wo, item * lanes);
+        else
+          d::forward_row<K, d::kWideStrip>(xb, w, bias, out, h, wd, c, pad, oh, wo, item * lanes);
+      });
     }
   });
 }
 
-// dw[kh, kw, c] += sum x[n, oh + kh - pad, ow + kw - pad, c] * dy[n, oh, ow, c]; db[c] += sum dy.
+// dw[kh, kw, c] += sum x[n, oh + kh - pad, ow + kw - pad, c] * dy[n, oh, ow, c]; db[c] += sum dy
+// (db may be null). Parallel over vectors of channels: every channel has one
+// writer and a fixed order of summation, whatever the thread count.
 template <class T>
 void depthwise_conv_nhwc_weight_grad(cpu, const T* x, const T* dy, T* dw, T* db, int64_t n, int64_t h,
                                      int64_t wd, int64_t c, int64_t k, int64_t pad, int64_t ho, int64_t wo) {
-  const int64_t rows = n * ho, parts = std::min<int64_t>(num_threads(), rows);
-  std::vector<std::vector<T>> partial(static_cast<size_t>(parts), std::vector<T>(static_cast<size_t>((k * k + 1) * c)));
-  parallel_chunks(rows, parts, [&](int64_t part, int64_t r0, int64_t r1) {
-    T* acc = partial[static_cast<size_t>(part)].data();
-    for (int64_t r = r0; r < r1; ++r) {
-      const int64_t b = r / ho, oh = r % ho;
-      const T* g = dy + r * wo * c;
-      T* acc_bias = acc + k * k * c;
-      for (int64_t ow = 0; ow < wo; ++ow) {
-#pragma omp simd
-        for (int64_t ch = 0; ch < c; ++ch) acc_bias[ch] += g[ow * c + ch];
+  namespace d = depthwise_nhwc_detail;
+  using V = typename simd::Vector<T>::type;
+  constexpr int64_t lanes = simd::Vector<T>::lanes;
+  const bool tiled = d::tiled_kernel_size(k);
+  const int64_t vectors = tiled ? c / lanes : 0, tail = c - vectors * lanes;
+  const int64_t items = vectors + (tail > 0 ? 1 : 0);
+  const int64_t wide_strips = (wo + d::kWideStrip - 1) / d::kWideStrip;
+  const bool narrow = wo <= d::kNarrowStrip || wo <= wide_strips * d::kNarrowStrip;
+  parallel_for(items, 1, [&](int64_t i0, int64_t i1) {
+    for (int64_t item = i0; item < i1; ++item) {
+      if (item == vectors) {
+        d::weight_grad_plain(x, dy, dw, db, n, h, wd, c, k, pad, ho, wo, vectors * lanes, c);
+        continue;
       }
-      for (int64_t kh = 0; kh < k; ++kh) {
-        const int64_t ih = oh + kh - pad;
-        if (ih < 0 || ih >= h) continue;
-        const T* in = x + (b * h + ih) * wd * c;
-        for (int64_t kw = 0; kw < k; ++kw) {
-          T* a = acc + (kh * k + kw) * c;
-          const int64_t lo = std::max<int64_t>(0, pad - kw), hi = std::min<int64_t>(wo, wd + pad - kw);
-          for (int64_t ow = lo; ow < hi; ++ow) {
-            const T* i = in + (ow + kw - pad) * c;
-            const T* gg = g + ow * c;
-#pragma omp simd
-            for (int64_t ch = 0; ch < c; ++ch) a[ch] += i[ch] * gg[ch];
-          }
+      const int64_t ch = item * lanes;
+      d::with_kernel_size(k, [&](auto kk) {
+        constexpr int64_t K = decltype(kk)::value;
+        V acc[K * K] = {};
+        V bias_acc{};
+        for (int64_t r = 0; r < n * ho; ++r) {
+          const int64_t b = r / ho, oh = r % ho;
+          const T* xb = x + b * h * wd * c;
+          const T* dy_row = dy + r * wo * c;
+          if (narrow)
+            d::weight_grad_row<K, d::kNarrowStrip>(xb, dy_row, acc, h, wd, c, pad, oh, wo, ch);
+          else
+            d::weight_grad_row<K, d::kWideStrip>(xb, dy_row, acc, h, wd, c, pad, oh, wo, ch);
+          if (db)
+            for (int64_t ow = 0; ow < wo; ++ow) bias_acc += simd::load<V>(dy_row + ow * c + ch);
         }
-      }
+        for (int64_t tap = 0; tap < K * K; ++tap)
+          for (int64_t l = 0; l < lanes; ++l) dw[tap * c + ch + l] += acc[tap][l];
+        if (db)
+          for (int64_t l = 0; l < lanes; ++l) db[ch + l] += bias_acc[l];
+      });
     }
   });
-  for (const auto& p : partial) {
-    for (int64_t j = 0; j < k * k * c; ++j) dw[j] += p[static_cast<size_t>(j)];
-    if (db)
-      for (int64_t ch = 0; ch < c; ++ch) db[ch] += p[static_cast<size_t>(k * k * c + ch)];
-  }
 }
 
 }  // namespace stpain::backend
@@ -172,8 +351,12 @@ class DepthwiseConv2dNHWC : public Module<B, T> {
   const tensor& channels_last_weight(bool flipped) {
     const int64_t c = opt_.channels, kk = opt_.kernel_size * opt_.kernel_size;
     if (!weight_cl_.defined()) weight_cl_ = tensor::empty({opt_.kernel_size, opt_.kernel_size, c});
-    for (int64_t ch = 0; ch < c; ++ch)
-      for (int64_t j = 0; j < kk; ++j) weight_cl_[(flipped ? kk - 1 - j : j) * c + ch] = weight.value[ch * kk + j];
+    const T* src = weight.value.data();
+    T* dst = weight_cl_.data();
+    for (int64_t j = 0; j < kk; ++j) {
+      T* row = dst + (flipped ? kk - 1 - j : j) * c;
+      for (int64_t ch = 0; ch < c; ++ch) row[ch] = src[ch * kk + j];
+    }
     return weight_cl_;
   }
 

@@ -1,7 +1,20 @@
 #pragma once
 // Linear: y = x W^T + b over the last dimension (torch.nn.Linear).
 // weight [out_features, in_features], bias [out_features].
+#include "stpain/backend/cpu_gemm.hpp"
 #include "stpain/layers/module.hpp"
+
+namespace stpain::backend {
+
+// y[r, :] = x[r, :] W^T + bias for `rows` rows: W [out, in], bias [out] or
+// null. The register-tiled GEMM of cpu_gemm.hpp, which adds the bias while
+// each output tile is in registers.
+template <class T>
+void linear_forward(cpu, const T* x, const T* w, const T* bias, T* y, int64_t rows, int64_t in, int64_t out) {
+  gemm_nt(rows, out, in, x, in, w, in, bias, y, out);
+}
+
+}  // namespace stpain::backend
 
 namespace stpain {
 
@@ -33,9 +46,8 @@ class Linear : public Module<B, T> {
     input_ = x;
     const int64_t rows = x.numel() / opt_.in_features;
     tensor y = tensor::empty(x.shape().with(-1, opt_.out_features));
-    B::gemm(false, true, rows, opt_.out_features, opt_.in_features, T(1), x.data(), opt_.in_features,
-            weight.value.data(), opt_.in_features, T(0), y.data(), opt_.out_features);
-    if (opt_.bias) add_bias(B{}, y.data(), bias.value.data(), rows, opt_.out_features);
+    linear_forward(B{}, x.data(), weight.value.data(), opt_.bias ? bias.value.data() : nullptr, y.data(), rows,
+                   opt_.in_features, opt_.out_features);
     return y;
   }
 

@@ -6,6 +6,7 @@
 // Input is NCHW (images) or NHWC (between ConvNeXt stages). Like PyTorch, rows
 // and columns that do not fill a patch are dropped.
 // Parameters keep PyTorch's layout and names: weight [out, in, s, s], bias [out].
+#include "stpain/layers/linear.hpp"
 #include "stpain/layers/module.hpp"
 
 namespace stpain {
@@ -96,9 +97,8 @@ class PatchConv2d : public Module<B, T> {
     backend::patch_copy<T, false>(B{}, opt_.input_layout, x.data(), patches_.data(), n, opt_.in_channels, h, w, s,
                                   ho_, wo_);
     tensor y = tensor::empty({n, ho_, wo_, opt_.out_channels});
-    B::gemm(false, true, rows, opt_.out_channels, k, T(1), patches_.data(), k, patch_weight().data(), k, T(0),
-            y.data(), opt_.out_channels);
-    if (opt_.bias) add_bias(B{}, y.data(), bias.value.data(), rows, opt_.out_channels);
+    linear_forward(B{}, patches_.data(), patch_weight().data(), opt_.bias ? bias.value.data() : nullptr, y.data(),
+                   rows, k, opt_.out_channels);
     return y;
   }
 
