@@ -375,7 +375,7 @@ int main(int argc, char** argv) {
   for (const auto& name : o.models) {
     const Figures& F = fig[name];
     const double run = F.epoch * static_cast<double>(o.run_epochs);
-    std::printf("%-17s %12.2f %8.0f s %s ", name.c_str(), F.epoch, run, o.full_run ? "(ran)" : "(x%)");
+    std::printf("%-17s %12.2f %8.0f s %s ", name.c_str(), F.epoch, run, o.full_run ? "(ran) " : "(proj)");
     std::optional<double> te = F.torch_epoch;
     bool projected = false;
     if (!te && F.torch_step && F.torch_eval) {
@@ -385,7 +385,7 @@ int main(int argc, char** argv) {
     }
     if (te)
       std::printf("%14.2f %9.0f s %s %7.2fx\n", *te, *te * static_cast<double>(o.run_epochs),
-                  projected ? "(proj)" : "(x% )", *te / F.epoch);
+                  projected ? "(proj)" : "(meas)", *te / F.epoch);
     else
       std::printf("%14s %16s %8s\n", "n/a", "n/a", "n/a");
   }
