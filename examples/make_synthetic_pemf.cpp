@@ -75,6 +75,8 @@ int main(int argc, char** argv) {
       .option("--seed", seed, "random seed: the same seed writes the same files")
       .option("--size", size, "frame width and height in pixels")
       .option("--jpeg-quality", quality, "JPEG quality, 1-100")
+      .option("--expression-scale", o.expression_scale,
+              "how far the action units move the face, x the base amplitudes (1: a pixel or two, hard; 2: learnable, not trivial)")
       .flag("--colour-only", colour_only, "write only the `Colour frames` folders (no `BW frames`)")
       .flag("--overwrite", overwrite, "replace an earlier synthetic set in --out (nothing else is ever deleted)")
       .path_option("--photo", photo,

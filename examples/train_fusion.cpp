@@ -13,6 +13,7 @@
 #include "stpain/graph/landmark_graphs.hpp"
 #include "stpain/io/clip_features.hpp"
 #include "stpain/models/fusion.hpp"
+#include "stpain/models/model_card.hpp"
 #include "stpain/train/keras_init.hpp"
 #include "stpain/train/landmark_normalize.hpp"
 #include "stpain/train/scaler.hpp"
@@ -85,14 +86,37 @@ int main(int argc, char** argv) {
       const LabelledSet vt = visual.rows(fold.train), vv = visual.rows(fold.validation), vs = visual.rows(fold.test);
       auto run = [&](const std::string& name) { return examples::FoldRun{name, static_cast<int64_t>(k), out, fit_options}; };
 
+      // The single-branch checkpoints carry model cards, so predict can run
+      // them alone or late-fused (--model visual,landmarks).
+      auto run_with_card = [&](const std::string& name, const ModelCard& card) {
+        examples::FoldRun r = run(name);
+        r.fit.checkpoint_metadata = card.entries();
+        return r;
+      };
+      ModelCard visual_card =
+          ModelCard().set("stpain.model", "sequence_head").set("head.name", "lstm").set("head.input_size", dim).set("frames", t);
+      for (const char* key : {"backbone", "backbone_arch", "backbone_weights", "backbone_seed", "image_size", "crop_pct"})
+        if (f.provenance.count(key)) visual_card.set(key, f.provenance.at(key));
+      const ModelCard landmark_card = ModelCard()
+                                          .set("stpain.model", "stgcn")
+                                          .set("stgcn.block", block)
+                                          .set("stgcn.graph", "mesh")
+                                          .set("stgcn.lstm", "true")
+                                          .set("landmarks.normalize", "clip")
+                                          .set("landmarks.frames", t)
+                                          .set("scaler.mean", scaler.mean())
+                                          .set("scaler.scale", scaler.scale());
+
       std::vector<double> visual_pain, landmark_pain;
       manual_seed(static_cast<uint64_t>(seed) + k);
       LstmHead<cpu> visual_model(head);
       keras_init(visual_model);
-      results.add("ConvNeXt + LSTM", examples::train_and_test(visual_model, run("ConvNeXt + LSTM"), vt, vv, vs, &visual_pain));
+      results.add("ConvNeXt + LSTM", examples::train_and_test(visual_model, run_with_card("ConvNeXt + LSTM", visual_card),
+                                                              vt, vv, vs, &visual_pain));
       with_stgcn_network(kind, {}, graph, [&](auto& net) {
         keras_init(net);
-        results.add("STGCN + LSTM", examples::train_and_test(net, run("STGCN + LSTM"), lt, lv, ls, &landmark_pain));
+        results.add("STGCN + LSTM",
+                    examples::train_and_test(net, run_with_card("STGCN + LSTM", landmark_card), lt, lv, ls, &landmark_pain));
       });
       std::vector<double> late(visual_pain.size());
       std::vector<int64_t> late_predicted;

@@ -75,6 +75,13 @@ struct SyntheticPemfOptions {
   std::string photo = "tests/data/astronaut.png";    // one frontal face
   std::string model_path = kDebianShapePredictor68;  // dlib's 68-point shape predictor
   int threads = 0;                                   // workers over subjects; 0: num_threads()
+  // How far the action units move the face, as a multiple of the base
+  // amplitudes (a full AU4 lowers the brows by 5.5% of the face width). At 1
+  // the movements are a pixel or two at the default size, about what dlib's
+  // integer landmarks resolve, and a logistic regression on four landmark
+  // distances reaches ~75% balanced accuracy (subject folds); at 2, ~88%:
+  // learnable, not trivial. The intensities in metadata.csv do not change.
+  double expression_scale = 2.0;
 
   void validate() const {
     STPAIN_CHECK(subjects >= 1 && subjects <= 999, Error, "SyntheticPemfOptions: subjects must be in [1, 999], got ",
@@ -88,6 +95,8 @@ struct SyntheticPemfOptions {
                  "SyntheticPemfOptions: jpeg_quality must be in [1, 100], got ", jpeg_quality);
     STPAIN_CHECK(colour_frames || bw_frames, Error, "SyntheticPemfOptions: neither colour nor B/W frames asked for");
     STPAIN_CHECK(threads >= 0, Error, "SyntheticPemfOptions: threads must be >= 0, got ", threads);
+    STPAIN_CHECK(expression_scale > 0 && expression_scale <= 4, Error,
+                 "SyntheticPemfOptions: expression_scale must be in (0, 4], got ", expression_scale);
   }
 };
 
@@ -604,6 +613,7 @@ struct ClipPlan {
   Lighting lighting;
   double noise = 1;  // pixel noise sigma, grey levels
   uint64_t noise_seed = 0;
+  double expression_scale = 1;  // SyntheticPemfOptions::expression_scale
 
   // 0 before the onset, rising to 1 at the apex, held, falling back to 0.
   double envelope(double t) const {
@@ -716,8 +726,9 @@ inline Points frame_points(const Subject& sub, const ClipPlan& plan, int64_t t, 
 
   const double e = plan.envelope(static_cast<double>(t));
   const ActionUnits& a = plan.info.apex;
-  const double au4 = e * a.au4 / 5, au6 = e * a.au6 / 5, au7 = e * a.au7 / 5, au9 = e * a.au9 / 5,
-               au10 = e * a.au10 / 5, au43 = e * a.au43 / 5;
+  const double k = e * plan.expression_scale / 5;
+  const double au4 = k * a.au4, au6 = k * a.au6, au7 = k * a.au7, au9 = k * a.au9, au10 = k * a.au10,
+               au43 = std::min(1.0, k * a.au43);
   const double open = 0.25 * (sub.eye_opening[0] + sub.eye_opening[1] + sub.eye_opening[2] + sub.eye_opening[3]);
 
   // AU4 brow lowerer: brows down and together, the inner ends most.
@@ -928,7 +939,8 @@ inline SyntheticPemf make_synthetic_pemf(const std::filesystem::path& out_dir, c
     for (size_t c = 0; c < kConditions.size(); ++c) {
       const PemfCondition condition = kConditions[c];
       Generator cg(mix_seed(o.seed, static_cast<uint64_t>(s), c + 1));
-      const ClipPlan plan = draw_clip(sub, name, condition, o.frames, o.image_size, cg);
+      ClipPlan plan = draw_clip(sub, name, condition, o.frames, o.image_size, cg);
+      plan.expression_scale = o.expression_scale;
       const fs::path stimulus = result.modified_dir / name / condition_name(condition);
       const fs::path colour_dir = stimulus / "Colour frames", bw_dir = stimulus / "BW frames";
       if (o.colour_frames) fs::create_directories(colour_dir);
