@@ -29,6 +29,9 @@
 
 #include "stpain/backend/simd.hpp"
 #include "stpain/core/parallel.hpp"
+#if defined(__CUDACC__)
+#include "stpain/backend/cpu.hpp"
+#endif
 
 namespace stpain::backend {
 
@@ -99,7 +102,7 @@ template <class T>
     });
   };
   [&]<int64_t... S>(std::integer_sequence<int64_t, S...>) {
-    (round(std::integral_constant<int64_t, (L >> (S + 1))>{}), ...);
+    (round(std::integral_constant<int64_t, L / (int64_t{2} << S)>{}), ...);  // L >> (S + 1); nvcc misparses ">>" here
   }(std::make_integer_sequence<int64_t, std::countr_zero(static_cast<uint64_t>(L))>{});
 }
 
@@ -236,6 +239,22 @@ struct NoEpilogue {
 // epilogue(row0, rows, col0, cols, tile, ldc) is then called once on every
 // finished block of C (at most 12 x 32 values, still in L1): tile points at
 // C[row0, col0]. Uses all threads unless called inside a parallel region.
+#if defined(__CUDACC__)
+// nvcc's host pass cannot compile the vector code above once instantiated
+// (__builtin_shuffle: an internal compiler error), so a .cu translation unit
+// gets OpenBLAS, under another name (no clash with the g++ instantiations).
+inline namespace nvcc_host {
+template <class T, class Epilogue = NoEpilogue>
+void gemm_nt(int64_t m, int64_t n, int64_t k, const T* a, int64_t lda, const T* b, int64_t ldb, const T* bias, T* c,
+             int64_t ldc, const Epilogue& epilogue = {}) {
+  if (m <= 0 || n <= 0) return;
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t j = 0; j < n; ++j) c[i * ldc + j] = bias ? bias[j] : T(0);
+  if (k > 0) cpu::gemm(false, true, m, n, k, T(1), a, lda, b, ldb, T(1), c, ldc);
+  epilogue(int64_t{0}, m, int64_t{0}, n, c, ldc);
+}
+}  // namespace nvcc_host
+#else
 template <class T, class Epilogue = NoEpilogue>
 void gemm_nt(int64_t m, int64_t n, int64_t k, const T* a, int64_t lda, const T* b, int64_t ldb, const T* bias, T* c,
              int64_t ldc, const Epilogue& epilogue = {}) {
@@ -270,5 +289,6 @@ void gemm_nt(int64_t m, int64_t n, int64_t k, const T* a, int64_t lda, const T* 
     }
   });
 }
+#endif  // __CUDACC__
 
 }  // namespace stpain::backend
