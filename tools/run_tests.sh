@@ -10,7 +10,8 @@ status=$?
 
 passed=0
 failed=0
-targets=$(bazel query 'tests(//...) except attr(tags, "cuda", tests(//...))' 2>/dev/null)
+# CUDA tests need --config=cuda; manual ones are not run by `bazel test //...`.
+targets=$(bazel query 'tests(//...) except attr(tags, "cuda|manual", tests(//...))' 2>/dev/null)
 for t in $targets; do
   log="bazel-testlogs/$(echo "${t#//}" | tr ':' '/')/test.log"
   if [ ! -f "$log" ]; then
