@@ -82,8 +82,9 @@ int main(int argc, char** argv) {
     STPAIN_CHECK(!experiments.empty(), Error, out, ": no results.json of any experiment (run tools/demo.sh first)");
     if (synthetic)
       md += "> **SYNTHETIC DATA.** Every number below comes from clips generated from one real face photo "
-            "(examples/make_synthetic_pemf), not from PEMF. They show that the pipelines run end to end and learn "
-            "the planted pain expressions; they say nothing about real pain and are not comparable with the paper's "
+            "(examples/make_synthetic_pemf), not from PEMF. They show that the pipelines run end to end and how "
+            "well each learns the planted pain expressions (chance is the share of pain clips, 75%, or a ROC-AUC of "
+            "50%); they say nothing about real pain and are not comparable with the paper's "
             "results, which are listed beside them for reference only.\n\n";
     md += "Protocols: ours are subject-independent (no subject in two parts of a fold, model selection on "
           "validation only); the paper's are clip-level splits (one subject's clips can be in train and test).\n\n";
