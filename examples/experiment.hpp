@@ -9,6 +9,8 @@
 #include <string>
 
 #include "stpain/core/progress.hpp"
+#include "stpain/io/clip_features.hpp"
+#include "stpain/models/model_card.hpp"
 #include "stpain/data/plot.hpp"
 #include "stpain/train/report.hpp"
 #include "stpain/train/trainer.hpp"
@@ -98,6 +100,16 @@ inline void write_results(const Results& results, const std::string& out_dir) {
   write_results_markdown(results, out_dir + "/results.md", {.roc_auc = true, .per_fold = true, .comparison = true});
   std::printf("results written to %s/results.{json,csv,md}; curves, confusion matrices and checkpoints beside them\n",
               out_dir.c_str());
+}
+
+// What predict needs to rebuild a sequence head and feed it: the head, and
+// the backbone and preprocessing of the features it was trained on.
+inline ModelCard sequence_head_card(const std::string& head, const ClipFeatures& f) {
+  ModelCard card = ModelCard().set("stpain.model", "sequence_head").set("head.name", head).set("head.input_size", f.dim());
+  card.set("frames", f.frames());
+  for (const char* key : {"backbone", "backbone_arch", "backbone_weights", "backbone_seed", "image_size", "crop_pct"})
+    if (f.provenance.count(key)) card.set(key, f.provenance.at(key));
+  return card;
 }
 
 }  // namespace stpain::examples

@@ -161,11 +161,7 @@ int main(int argc, char** argv) {
         const auto& [suffix, paper_name] = rows.at(h);
         const std::string model_name = backbone + suffix;
         manual_seed(static_cast<uint64_t>(o.seed) + k);
-        // What predict needs: the head, and the backbone and preprocessing of its features.
-        ModelCard card = ModelCard().set("stpain.model", "sequence_head").set("head.name", h).set("head.input_size", f.dim());
-        card.set("frames", f.frames());
-        for (const char* key : {"backbone", "backbone_arch", "backbone_weights", "backbone_seed", "image_size", "crop_pct"})
-          if (f.provenance.count(key)) card.set(key, f.provenance.at(key));
+        const ModelCard card = examples::sequence_head_card(h, f);
         with_sequence_head(h, head_options, [&](auto&& head) {
           if (o.init == "keras") keras_init(head);
           examples::FoldRun run{model_name, static_cast<int64_t>(k), o.out, fit_options};

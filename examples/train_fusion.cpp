@@ -93,10 +93,7 @@ int main(int argc, char** argv) {
         r.fit.checkpoint_metadata = card.entries();
         return r;
       };
-      ModelCard visual_card =
-          ModelCard().set("stpain.model", "sequence_head").set("head.name", "lstm").set("head.input_size", dim).set("frames", t);
-      for (const char* key : {"backbone", "backbone_arch", "backbone_weights", "backbone_seed", "image_size", "crop_pct"})
-        if (f.provenance.count(key)) visual_card.set(key, f.provenance.at(key));
+      const ModelCard visual_card = examples::sequence_head_card("lstm", f);
       const ModelCard landmark_card = ModelCard()
                                           .set("stpain.model", "stgcn")
                                           .set("stgcn.block", block)
