@@ -37,6 +37,39 @@ TEST_CASE("TemporalConv matches a torch (k, 1) convolution with same padding") {
   CHECK(strided.output_length(9) == 5);
 }
 
+TEST_CASE("TemporalConv's computation forms all give the direct sum and its gradients") {
+  // Wide inputs, wide outputs, narrow inputs, strided, uneven padding: the
+  // input-side and output-side forwards and the backward by taps or by im2col.
+  struct Case {
+    int64_t in, out, k, stride, padding;
+  };
+  for (const Case c : {Case{16, 40, 5, 1, -1}, Case{40, 16, 4, 1, -1}, Case{2, 40, 3, 1, -1}, Case{20, 36, 3, 2, -1},
+                       Case{17, 33, 4, 1, 0}}) {
+    INFO("in " << c.in << " out " << c.out << " k " << c.k << " stride " << c.stride << " padding " << c.padding);
+    TemporalConv<cpu, double> tc({.in_channels = c.in, .out_channels = c.out, .kernel_size = c.k, .stride = c.stride,
+                                  .padding = c.padding});
+    const Tensor<double> x = random_tensor({3, 7, 4, c.in}, 5);
+    const Tensor<double> y = tc.forward(x);
+    const int64_t pad = c.padding < 0 ? (c.k - 1) / 2 : c.padding, to = tc.output_length(7);
+    REQUIRE(y.shape() == Shape{3, to, 4, c.out});
+    double worst = 0;
+    for (int64_t n = 0; n < 3; ++n)
+      for (int64_t t = 0; t < to; ++t)
+        for (int64_t v = 0; v < 4; ++v)
+          for (int64_t o = 0; o < c.out; ++o) {
+            double sum = tc.bias.value[o];
+            for (int64_t j = 0; j < c.k; ++j) {
+              const int64_t ti = t * c.stride + j - pad;
+              if (ti < 0 || ti >= 7) continue;
+              for (int64_t i = 0; i < c.in; ++i) sum += tc.weight.value[(o * c.in + i) * c.k + j] * x(n, ti, v, i);
+            }
+            worst = std::max(worst, std::fabs(sum - y(n, t, v, o)));
+          }
+    CHECK(worst < 1e-12);
+    check_gradients(tc, x, {.max_entries = 60});
+  }
+}
+
 TEST_CASE("GraphConv matches ST-GCN's graph convolution with edge importance") {
   const safetensors::File f(fixture_path("stgcn.safetensors"));
   GraphConv<cpu> gc({3, 4, true}, partitions());

@@ -37,7 +37,10 @@ std::pair<double, double> cross_validate(const PlantedLandmarks& d, AttentionMod
                                                                          masks);
                                            });
     keras_init(net);
-    fit(net, train, val, {.epochs = 15, .batch = 10, .lr = 3e-3, .class_weights = ClassWeighting::balanced, .seed = 3 + k});
+    // 20 epochs: at 15 the accuracy sat near the 95% bar and moved across it
+    // with OpenBLAS's kernel choice (Haswell 96.8%, SkylakeX 99.3%); at 20
+    // both give >= 98.5%.
+    fit(net, train, val, {.epochs = 20, .batch = 10, .lr = 3e-3, .class_weights = ClassWeighting::balanced, .seed = 3 + k});
     const Tensor<float> p = predict_probabilities(net, test.x);
     std::vector<double> pain;
     for (int64_t i = 0; i < p.size(0); ++i) pain.push_back(p(i, 1));

@@ -8,17 +8,18 @@
 //   i, f, o = sigmoid(z_i, z_f, z_o); g = tanh(z_g)
 //   c' = f * c + i * g;  h' = o * tanh(c')
 //
-// Per layer and direction a sequence costs one GEMM [N*T, in] x [in, 4H] for
-// the input projection of every step, then per step one GEMM [N, H] x [H, 4H]
-// and one fused gate kernel. Backward through time mirrors it: per step the
-// gate kernel and one GEMM [N, 4H] x [4H, H]; then one GEMM each for dW_ih,
-// dW_hh and dx over all N*T rows.
+// Per layer and direction and per step, forward costs two GEMMs ([N, in] x
+// [in, 4H] and [N, H] x [H, 4H]) and one fused gate kernel; backward the gate
+// kernel and four GEMMs (dh_{t-1}, dx_t, dW_ih, dW_hh), each step's rows
+// still in cache. The steps run in one parallel region: each thread takes
+// its share of the batch through every step (lstm_sequence_forward).
 #include <algorithm>
 #include <cmath>
 #include <string>
 #include <type_traits>
 #include <vector>
 
+#include "stpain/backend/cpu_gemm.hpp"
 #include "stpain/layers/activations.hpp"
 #include "stpain/layers/dropout.hpp"
 #include "stpain/layers/module.hpp"
@@ -74,10 +75,12 @@ inline int64_t row_grain(int64_t values_per_row) {
 // may be null); they are replaced by the activations [i | f | g | o], which
 // is what backward needs. Then c[n] = f * c_prev[n] + i * g and
 // h[n] = o * tanh(c[n]); h is also written to h_copy[n] when h_copy is set.
+// lstm_gates_forward_rows does rows [n0, n1) on the calling thread;
+// lstm_gates_forward splits the batch between the threads when it is large.
 template <class T>
-void lstm_gates_forward(cpu, int64_t batch, int64_t hidden, StridedRows<T> gates, const T* bias,
-                        StridedRows<const T> addend, StridedRows<const T> c_prev, StridedRows<T> c,
-                        StridedRows<T> h, StridedRows<T> h_copy) {
+void lstm_gates_forward_rows(cpu, int64_t n0, int64_t n1, int64_t hidden, StridedRows<T> gates, const T* bias,
+                             StridedRows<const T> addend, StridedRows<const T> c_prev, StridedRows<T> c,
+                             StridedRows<T> h, StridedRows<T> h_copy) {
   const sigmoid_op sigmoid;
   const tanh_op tanh;
   // The four combinations of the optional inputs each get a branch-free loop.
@@ -115,15 +118,22 @@ void lstm_gates_forward(cpu, int64_t batch, int64_t hidden, StridedRows<T> gates
       if (h_copy) std::copy(hn, hn + hidden, h_copy[n]);
     }
   };
+  if (bias && addend)
+    rows.template operator()<true, true>(n0, n1);
+  else if (bias)
+    rows.template operator()<true, false>(n0, n1);
+  else if (addend)
+    rows.template operator()<false, true>(n0, n1);
+  else
+    rows.template operator()<false, false>(n0, n1);
+}
+
+template <class T>
+void lstm_gates_forward(cpu, int64_t batch, int64_t hidden, StridedRows<T> gates, const T* bias,
+                        StridedRows<const T> addend, StridedRows<const T> c_prev, StridedRows<T> c,
+                        StridedRows<T> h, StridedRows<T> h_copy) {
   parallel_for(batch, lstm_detail::row_grain(8 * hidden), [&](int64_t n0, int64_t n1) {
-    if (bias && addend)
-      rows.template operator()<true, true>(n0, n1);
-    else if (bias)
-      rows.template operator()<true, false>(n0, n1);
-    else if (addend)
-      rows.template operator()<false, true>(n0, n1);
-    else
-      rows.template operator()<false, false>(n0, n1);
+    lstm_gates_forward_rows(cpu{}, n0, n1, hidden, gates, bias, addend, c_prev, c, h, h_copy);
   });
 }
 
@@ -133,10 +143,11 @@ void lstm_gates_forward(cpu, int64_t batch, int64_t hidden, StridedRows<T> gates
 // the step's output; may be null). dc[n] holds dL/dc_t from the later steps
 // on entry and dL/dc_{t-1} on exit. Writes dgates[n] = dL/dz, the gradient of
 // the pre-activations.
+// (lstm_gates_backward_rows: rows [n0, n1) on the calling thread.)
 template <class T>
-void lstm_gates_backward(cpu, int64_t batch, int64_t hidden, StridedRows<const T> gates, StridedRows<const T> c,
-                         StridedRows<const T> c_prev, StridedRows<const T> dh_next, StridedRows<const T> dh_out,
-                         StridedRows<T> dc, StridedRows<T> dgates) {
+void lstm_gates_backward_rows(cpu, int64_t n0, int64_t n1, int64_t hidden, StridedRows<const T> gates,
+                              StridedRows<const T> c, StridedRows<const T> c_prev, StridedRows<const T> dh_next,
+                              StridedRows<const T> dh_out, StridedRows<T> dc, StridedRows<T> dgates) {
   const tanh_op tanh;
   auto rows = [=]<bool HasOut>(int64_t n0, int64_t n1) {
     for (int64_t n = n0; n < n1; ++n) {
@@ -162,12 +173,194 @@ void lstm_gates_backward(cpu, int64_t batch, int64_t hidden, StridedRows<const T
       }
     }
   };
+  if (dh_out)
+    rows.template operator()<true>(n0, n1);
+  else
+    rows.template operator()<false>(n0, n1);
+}
+
+template <class T>
+void lstm_gates_backward(cpu, int64_t batch, int64_t hidden, StridedRows<const T> gates, StridedRows<const T> c,
+                         StridedRows<const T> c_prev, StridedRows<const T> dh_next, StridedRows<const T> dh_out,
+                         StridedRows<T> dc, StridedRows<T> dgates) {
   parallel_for(batch, lstm_detail::row_grain(8 * hidden), [&](int64_t n0, int64_t n1) {
-    if (dh_out)
-      rows.template operator()<true>(n0, n1);
-    else
-      rows.template operator()<false>(n0, n1);
+    lstm_gates_backward_rows(cpu{}, n0, n1, hidden, gates, c, c_prev, dh_next, dh_out, dc, dgates);
   });
+}
+
+
+// ---- One layer and direction over all steps --------------------------------
+//
+// x [N, S, in] batch-first. The batch splits between the threads once per
+// call: each thread takes its rows through every step, its GEMMs on its own
+// thread, so a sequence costs one parallel region instead of a few per step.
+// What backward needs is stored time-major ([S, N, ...]): the rows of a step
+// are contiguous. With many rows per thread (>= 64) the input products are
+// made step by step while the step's rows are in cache (x_t's projection in
+// forward; dx_t and dW_ih in backward); with few (a recurrent head over a
+// small batch) they are one GEMM over all N*S rows, as packing the weights
+// for a handful of rows would cost more than the product.
+
+struct LstmSizes {
+  int64_t batch = 0, steps = 0, in = 0, hidden = 0;
+  bool reverse = false;
+  // The time index of the s-th step processed.
+  int64_t step(int64_t s) const { return reverse ? steps - 1 - s : s; }
+};
+
+// Time-major buffers of forward, [S, N, 4H] and [S, N, H]: the gate
+// activations, the cell states, and h_{t-1} at every t (h0 at the first step).
+template <class T>
+struct LstmCache {
+  T* gates = nullptr;
+  T* cells = nullptr;
+  T* h_prev = nullptr;
+  const T* c0 = nullptr;  // [N, H]
+};
+
+// The weight gradients of one layer and direction (accumulated).
+template <class T>
+struct LstmGradients {
+  T* w_ih = nullptr;
+  T* w_hh = nullptr;
+  T* b_ih = nullptr;  // null without biases
+  T* b_hh = nullptr;
+};
+
+namespace lstm_detail {
+// How a sequence is split: `parts` threads take contiguous rows of the batch.
+struct Split {
+  int64_t parts = 1;
+  bool per_step = false;  // the input products step by step
+  Split(const LstmSizes& z) {
+    const int64_t G = 4 * z.hidden, worth = z.batch * G * (z.hidden + z.in) / (int64_t{1} << 16);  // ~64K MACs a step each
+    parts = std::clamp<int64_t>(worth, 1, std::max<int64_t>(1, std::min<int64_t>(num_threads(), z.batch)));
+    per_step = z.batch / parts >= 64;
+  }
+};
+// w [rows, cols] -> [cols, rows]
+// (Scratch and weight copies are tensors: large blocks are recycled between
+// calls instead of costing page faults.)
+template <class T>
+Tensor<T, cpu> transposed(const T* w, int64_t rows, int64_t cols) {
+  Tensor<T, cpu> t = Tensor<T, cpu>::empty({cols, rows});
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < cols; ++c) t.data()[c * rows + r] = w[r * cols + c];
+  return t;
+}
+// dx (+)= dz w_ih for `rows` rows (dx row stride ldx); w_ih_t = w_ih^T.
+template <class T>
+void input_gradient(int64_t rows, int64_t in, int64_t G, const T* dz, const T* w_ih, const T* w_ih_t, T* dx,
+                    int64_t ldx, bool accumulate) {
+  if (accumulate) cpu::gemm(false, false, rows, in, G, T(1), dz, G, w_ih, in, T(1), dx, ldx);
+  else gemm_nt<T>(rows, in, G, dz, G, w_ih_t, G, nullptr, dx, ldx);
+}
+}  // namespace lstm_detail
+
+// Forward through the steps. h0, c0 [N, H]; bias [4H] (b_ih + b_hh) or null.
+// h_t goes to y[(n * S + t) * y_row_stride + j].
+template <class T>
+void lstm_sequence_forward(cpu, const LstmSizes& z, const T* x, const T* w_ih, const T* w_hh, const T* bias, const T* h0,
+                           const LstmCache<T>& cache, T* y, int64_t y_row_stride) {
+  const int64_t N = z.batch, S = z.steps, H = z.hidden, G = 4 * H, in = z.in;
+  const lstm_detail::Split split(z);
+  Tensor<T, cpu> xw;  // x w_ih^T + bias [N, S, 4H] for all steps at once
+  if (!split.per_step) {
+    xw = Tensor<T, cpu>::empty({N * S, G});
+    gemm_nt<T>(N * S, G, in, x, in, w_ih, in, bias, xw.data(), G);
+  }
+  parallel_chunks(N, split.parts, [&](int64_t, int64_t n0, int64_t n1) {
+    const int64_t rows = n1 - n0;
+    Tensor<T, cpu> hw = Tensor<T, cpu>::empty({split.per_step ? rows : 0, G});  // h_{t-1} w_hh^T
+    copy_rows(cpu{}, rows, H, StridedRows<const T>{h0 + n0 * H, H},
+              StridedRows<T>{cache.h_prev + (z.step(0) * N + n0) * H, H});
+    for (int64_t s = 0; s < S; ++s) {
+      const int64_t t = z.step(s);
+      T* gates = cache.gates + (t * N + n0) * G;
+      const T* h_prev = cache.h_prev + (t * N + n0) * H;
+      // z_t = x_t w_ih^T + bias + h_{t-1} w_hh^T: one product into gates, the other added by the gate kernel.
+      StridedRows<const T> addend;
+      if (split.per_step) {
+        gemm_nt<T>(rows, G, in, x + (n0 * S + t) * in, S * in, w_ih, in, bias, gates, G);
+        gemm_nt<T>(rows, G, H, h_prev, H, w_hh, H, nullptr, hw.data(), G);
+        addend = {hw.data(), G};
+      } else {
+        gemm_nt<T>(rows, G, H, h_prev, H, w_hh, H, nullptr, gates, G);
+        addend = {xw.data() + (n0 * S + t) * G, S * G};
+      }
+      StridedRows<T> h_copy;
+      if (s + 1 < S) h_copy = {cache.h_prev + (z.step(s + 1) * N + n0) * H, H};
+      const T* c_prev = s == 0 ? cache.c0 + n0 * H : cache.cells + (z.step(s - 1) * N + n0) * H;
+      lstm_gates_forward_rows(cpu{}, 0, rows, H, StridedRows<T>{gates, G}, static_cast<const T*>(nullptr), addend,
+                              StridedRows<const T>{c_prev, H}, StridedRows<T>{cache.cells + (t * N + n0) * H, H},
+                              StridedRows<T>{y + (n0 * S + t) * y_row_stride, S * y_row_stride}, h_copy);
+    }
+  });
+}
+
+// Backward through the steps, last to first. dy: dL/dh_t at y's layout, or
+// null. dh, dc [N, H]: dL/dh_n, dL/dc_n on entry, dL/dh0, dL/dc0 on exit.
+// Writes dx [N, S, in] (adds to it when accumulate_dx) and accumulates the
+// weight gradients.
+template <class T>
+void lstm_sequence_backward(cpu, const LstmSizes& z, const T* x, const T* w_ih, const T* w_hh, const LstmCache<T>& cache,
+                            const T* dy, int64_t dy_row_stride, T* dh, T* dc, T* dx, bool accumulate_dx,
+                            const LstmGradients<T>& grads) {
+  using lstm_detail::input_gradient;
+  const int64_t N = z.batch, S = z.steps, H = z.hidden, G = 4 * H, in = z.in;
+  const lstm_detail::Split split(z);
+  const Tensor<T, cpu> w_ih_t = lstm_detail::transposed(w_ih, G, in), w_hh_t = lstm_detail::transposed(w_hh, G, H);
+  // Per part, step by step: dW_ih [4H, in], dW_hh [4H, H], db [4H]. Otherwise dz of every step, time-major.
+  std::vector<Tensor<T, cpu>> acc;
+  for (int64_t p = 0; split.per_step && p < split.parts; ++p) acc.push_back(Tensor<T, cpu>::zeros({G * (in + H + 1)}));
+  Tensor<T, cpu> dgates = Tensor<T, cpu>::empty({split.per_step ? 0 : S * N, G});
+  parallel_chunks(N, split.parts, [&](int64_t part, int64_t n0, int64_t n1) {
+    const int64_t rows = n1 - n0;
+    Tensor<T, cpu> dz_step = Tensor<T, cpu>::empty({split.per_step ? rows : 0, G});
+    for (int64_t s = S - 1; s >= 0; --s) {
+      const int64_t t = z.step(s);
+      T* dz = split.per_step ? dz_step.data() : dgates.data() + (t * N + n0) * G;
+      StridedRows<const T> dh_out;
+      if (dy) dh_out = {dy + (n0 * S + t) * dy_row_stride, S * dy_row_stride};
+      const T* c_prev = s == 0 ? cache.c0 + n0 * H : cache.cells + (z.step(s - 1) * N + n0) * H;
+      lstm_gates_backward_rows(cpu{}, 0, rows, H, StridedRows<const T>{cache.gates + (t * N + n0) * G, G},
+                               StridedRows<const T>{cache.cells + (t * N + n0) * H, H}, StridedRows<const T>{c_prev, H},
+                               StridedRows<const T>{dh + n0 * H, H}, dh_out, StridedRows<T>{dc + n0 * H, H},
+                               StridedRows<T>{dz, G});
+      // dL/dh_{t-1} = dz w_hh
+      gemm_nt<T>(rows, H, G, dz, G, w_hh_t.data(), G, nullptr, dh + n0 * H, H);
+      if (!split.per_step) continue;
+      // dx_t = dz w_ih; dW_ih += dz^T x_t; dW_hh += dz^T h_{t-1}; db += sum dz.
+      T* dw_ih = acc[static_cast<size_t>(part)].data();
+      input_gradient(rows, in, G, dz, w_ih, w_ih_t.data(), dx + (n0 * S + t) * in, S * in, accumulate_dx);
+      cpu::gemm(true, false, G, in, rows, T(1), dz, G, x + (n0 * S + t) * in, S * in, T(1), dw_ih, in);
+      cpu::gemm(true, false, G, H, rows, T(1), dz, G, cache.h_prev + (t * N + n0) * H, H, T(1), dw_ih + G * in, H);
+      if (grads.b_ih) accumulate_column_sums(cpu{}, dz, dw_ih + G * (in + H), rows, G);
+    }
+  });
+  if (split.per_step) {
+    for (size_t p = 1; p < acc.size(); ++p) acc[0].array() += acc[p].array();
+    const T* sum = acc[0].data();
+    for (int64_t i = 0; i < G * in; ++i) grads.w_ih[i] += sum[i];
+    for (int64_t i = 0; i < G * H; ++i) grads.w_hh[i] += sum[G * in + i];
+    if (grads.b_ih)
+      for (int64_t i = 0; i < G; ++i) {
+        grads.b_ih[i] += sum[G * (in + H) + i];
+        grads.b_hh[i] += sum[G * (in + H) + i];
+      }
+    return;
+  }
+  // Over all N*S rows at once: dW_hh (time-major, as h_prev), db, then in batch-first order dx and dW_ih.
+  cpu::gemm(true, false, G, H, S * N, T(1), dgates.data(), G, cache.h_prev, H, T(1), grads.w_hh, H);
+  if (grads.b_ih) {
+    accumulate_column_sums(cpu{}, dgates.data(), grads.b_ih, S * N, G);
+    accumulate_column_sums(cpu{}, dgates.data(), grads.b_hh, S * N, G);
+  }
+  Tensor<T, cpu> dz = Tensor<T, cpu>::empty({N * S, G});  // batch-first
+  for (int64_t t = 0; t < S; ++t)
+    for (int64_t n = 0; n < N; ++n) std::copy_n(dgates.data() + (t * N + n) * G, G, dz.data() + (n * S + t) * G);
+  input_gradient(N * S, in, G, dz.data(), w_ih, w_ih_t.data(), dx, in, accumulate_dx);
+  cpu::gemm(true, false, G, in, N * S, T(1), dz.data(), G, x, in, T(1), grads.w_ih, in);
 }
 
 }  // namespace stpain::backend
@@ -233,40 +426,24 @@ class LstmRecurrence {
   void forward(const tensor& x, LstmWeights<B, T>& w, bool reverse, const T* h0, const T* c0, T* y,
                int64_t y_row_stride, T* h_n, T* c_n) {
     x_ = x;
-    reverse_ = reverse;
-    batch_ = x.size(0);
-    steps_ = x.size(1);
-    in_ = x.size(2);
-    hidden_ = w.weight_hh.value.size(1);
-    const int64_t N = batch_, S = steps_, H = hidden_, G = 4 * H;
-    gates_ = tensor::empty({N, S, G});
-    cells_ = tensor::empty({N, S, H});
-    h_prev_ = tensor::empty({N, S, H});
+    sizes_ = {x.size(0), x.size(1), x.size(2), w.weight_hh.value.size(1), reverse};
+    const int64_t N = sizes_.batch, S = sizes_.steps, H = sizes_.hidden, G = 4 * H;
+    gates_ = tensor::empty({S, N, G});
+    cells_ = tensor::empty({S, N, H});
+    h_prev_ = tensor::empty({S, N, H});
     c0_ = tensor::empty({N, H});
     copy_rows(B{}, N, H, Rows<const T>{c0, H}, Rows<T>{c0_.data(), H});
-    // z = x W_ih^T for all steps at once; the biases are added in the gate kernel.
-    B::gemm(false, true, N * S, G, in_, T(1), x.data(), in_, w.weight_ih.value.data(), in_, T(0), gates_.data(), G);
     const T* bias = nullptr;
     if (w.has_bias) {
       bias_sum_ = w.bias_ih.value.clone();
       add_rows(B{}, 1, G, Rows<const T>{w.bias_hh.value.data(), G}, Rows<T>{bias_sum_.data(), G});
       bias = bias_sum_.data();
     }
-    copy_rows(B{}, N, H, Rows<const T>{h0, H}, Rows<T>{h_prev_.data() + step(0) * H, S * H});
-    for (int64_t s = 0; s < S; ++s) {
-      const int64_t t = step(s);
-      T* z = gates_.data() + t * G;
-      // z_t += h_{t-1} W_hh^T
-      B::gemm(false, true, N, G, H, T(1), h_prev_.data() + t * H, S * H, w.weight_hh.value.data(), H, T(1), z, S * G);
-      Rows<T> h_copy;
-      if (s + 1 < S) h_copy = {h_prev_.data() + step(s + 1) * H, S * H};
-      lstm_gates_forward(B{}, N, H, Rows<T>{z, S * G}, bias, Rows<const T>{}, previous_cells(s),
-                         Rows<T>{cells_.data() + t * H, S * H}, Rows<T>{y + t * y_row_stride, S * y_row_stride},
-                         h_copy);
-    }
-    const int64_t last = step(S - 1);
+    lstm_sequence_forward(B{}, sizes_, x.data(), w.weight_ih.value.data(), w.weight_hh.value.data(), bias, h0, cache(),
+                          y, y_row_stride);
+    const int64_t last = sizes_.step(S - 1);
     copy_rows(B{}, N, H, Rows<const T>{y + last * y_row_stride, S * y_row_stride}, Rows<T>{h_n, H});
-    copy_rows(B{}, N, H, Rows<const T>{cells_.data() + last * H, S * H}, Rows<T>{c_n, H});
+    copy_rows(B{}, N, H, Rows<const T>{cells_.data() + last * N * H, H}, Rows<T>{c_n, H});
   }
 
   // dy: dL/dh_t at y layout (as forward's y), or null when no step output
@@ -276,48 +453,24 @@ class LstmRecurrence {
   void backward(LstmWeights<B, T>& w, const T* dy, int64_t dy_row_stride, const T* dh_n, const T* dc_n, T* dx,
                 bool accumulate_dx, T* dh0, T* dc0) {
     expect_forward_cache(x_, "LSTM");
-    const int64_t N = batch_, S = steps_, H = hidden_, G = 4 * H;
-    tensor dgates = tensor::empty({N, S, G});
-    tensor dh_next = tensor::empty({N, H});
-    copy_rows(B{}, N, H, Rows<const T>{dh_n, H}, Rows<T>{dh_next.data(), H});
-    copy_rows(B{}, N, H, Rows<const T>{dc_n, H}, Rows<T>{dc0, H});  // dc0 carries dL/dc back through the steps
-    for (int64_t s = S - 1; s >= 0; --s) {
-      const int64_t t = step(s);
-      T* dz = dgates.data() + t * G;
-      Rows<const T> dh_out;
-      if (dy) dh_out = {dy + t * dy_row_stride, S * dy_row_stride};
-      lstm_gates_backward(B{}, N, H, Rows<const T>{gates_.data() + t * G, S * G},
-                          Rows<const T>{cells_.data() + t * H, S * H}, previous_cells(s),
-                          Rows<const T>{dh_next.data(), H}, dh_out, Rows<T>{dc0, H}, Rows<T>{dz, S * G});
-      // dL/dh_{t-1} = dz_t W_hh
-      B::gemm(false, false, N, H, G, T(1), dz, S * G, w.weight_hh.value.data(), H, T(0), dh_next.data(), H);
-    }
-    copy_rows(B{}, N, H, Rows<const T>{dh_next.data(), H}, Rows<T>{dh0, H});
-    // Over all N*T rows at once: dW_ih += dz^T x, dW_hh += dz^T h_prev, db += sum dz, dx = dz W_ih.
-    const int64_t rows = N * S;
-    B::gemm(true, false, G, in_, rows, T(1), dgates.data(), G, x_.data(), in_, T(1), w.weight_ih.grad.data(), in_);
-    B::gemm(true, false, G, H, rows, T(1), dgates.data(), G, h_prev_.data(), H, T(1), w.weight_hh.grad.data(), H);
-    if (w.has_bias) {
-      accumulate_column_sums(B{}, dgates.data(), w.bias_ih.grad.data(), rows, G);
-      accumulate_column_sums(B{}, dgates.data(), w.bias_hh.grad.data(), rows, G);
-    }
-    B::gemm(false, false, rows, in_, G, T(1), dgates.data(), G, w.weight_ih.value.data(), in_,
-            accumulate_dx ? T(1) : T(0), dx, in_);
+    const int64_t N = sizes_.batch, H = sizes_.hidden;
+    // dh0 and dc0 carry dL/dh and dL/dc back through the steps.
+    copy_rows(B{}, N, H, Rows<const T>{dh_n, H}, Rows<T>{dh0, H});
+    copy_rows(B{}, N, H, Rows<const T>{dc_n, H}, Rows<T>{dc0, H});
+    const backend::LstmGradients<T> grads{w.weight_ih.grad.data(), w.weight_hh.grad.data(),
+                                          w.has_bias ? w.bias_ih.grad.data() : nullptr,
+                                          w.has_bias ? w.bias_hh.grad.data() : nullptr};
+    lstm_sequence_backward(B{}, sizes_, x_.data(), w.weight_ih.value.data(), w.weight_hh.value.data(), cache(), dy,
+                           dy_row_stride, dh0, dc0, dx, accumulate_dx, grads);
   }
 
   bool has_cache() const { return x_.defined(); }
 
  private:
-  // The time index of the s-th step processed.
-  int64_t step(int64_t s) const { return reverse_ ? steps_ - 1 - s : s; }
-  Rows<const T> previous_cells(int64_t s) const {
-    if (s == 0) return {c0_.data(), hidden_};
-    return {cells_.data() + step(s - 1) * hidden_, steps_ * hidden_};
-  }
+  backend::LstmCache<T> cache() { return {gates_.data(), cells_.data(), h_prev_.data(), c0_.data()}; }
 
   tensor x_, gates_, cells_, h_prev_, c0_, bias_sum_;
-  bool reverse_ = false;
-  int64_t batch_ = 0, steps_ = 0, in_ = 0, hidden_ = 0;
+  backend::LstmSizes sizes_;
 };
 
 }  // namespace detail
