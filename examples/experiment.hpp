@@ -107,7 +107,7 @@ inline void write_results(const Results& results, const std::string& out_dir) {
 inline ModelCard sequence_head_card(const std::string& head, const ClipFeatures& f) {
   ModelCard card = ModelCard().set("stpain.model", "sequence_head").set("head.name", head).set("head.input_size", f.dim());
   card.set("frames", f.frames());
-  for (const char* key : {"backbone", "backbone_arch", "backbone_weights", "backbone_seed", "image_size", "crop_pct"})
+  for (const char* key : {"backbone", "backbone_arch", "backbone_weights", "backbone_seed", "image_size", "crop_pct", "face_crop"})
     if (f.provenance.count(key)) card.set(key, f.provenance.at(key));
   return card;
 }

@@ -12,8 +12,10 @@
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
+#include <optional>
 
 #include "examples/cli.hpp"
+#include "stpain/data/face_crop.hpp"
 #include "stpain/data/feature_extraction.hpp"
 
 using namespace stpain;
@@ -24,7 +26,7 @@ namespace {
 struct Options {
   std::string arch, weights, image, frames, pemf, out, folders = "all", crop_pct;
   int64_t batch = 8, threads = 2, size = 224, clip_length = 20, seed = 0, augment = 0, augment_seed = 0;
-  bool no_head = false;
+  bool no_head = false, face_crop = false;
 };
 
 FramePreprocess preprocessing(const Options& o) {
@@ -49,11 +51,19 @@ void extract_images(const Options& o, Backbone& b) {
     STPAIN_CHECK(!paths.empty(), Error, o.frames, ": no .png/.jpg/.jpeg images");
   }
   const FramePreprocess pre = preprocessing(o);
-  const FrameFeatures f = b.extract(load_frames(paths, pre), o.batch);
+  std::vector<cv::Mat> images;
+  for (const auto& p : paths) images.push_back(read_image(p));
+  FaceCropOptions crop;
+  if (o.face_crop) {
+    LandmarkDetector detector;
+    images = crop_frames(images, clip_face_box(detector, images, o.image.empty() ? o.frames : o.image, crop));
+  }
+  const FrameFeatures f = b.extract(preprocess_frames(images, pre), o.batch);
   std::vector<safetensors::Entry> entries = {safetensors::entry("features", f.features)};
   if (f.logits.defined()) entries.push_back(safetensors::entry("logits", f.logits));
   std::map<std::string, std::string> meta = {{"backbone", b.description},
                                              {"preprocess", describe_preprocess(pre)},
+                                             {"face_crop", o.face_crop ? crop.describe() : ""},
                                              {"generator", "examples/extract_features"}};
   std::vector<std::string> names;
   for (const auto& p : paths) names.push_back(p.string());
@@ -80,6 +90,15 @@ void extract_pemf(const Options& o, Backbone& b) {
   eo.cache_dir = o.out + ".parts";
   eo.augmented_copies = o.augment;
   eo.augment_seed = static_cast<uint64_t>(o.augment_seed);
+  std::optional<LandmarkDetector> detector;
+  const FaceCropOptions crop;
+  if (o.face_crop) {
+    detector.emplace();
+    eo.crop = [&](const std::vector<cv::Mat>& images, const PemfClip& clip) {
+      return crop_frames(images, clip_face_box(*detector, images, clip.id, crop));
+    };
+    eo.crop_description = crop.describe();
+  }
   ClipExtraction r = extract_clip_features(index, b, eo);
   ClipFeatures& out = r.features;
   out.provenance["generator"] = "examples/extract_features";
@@ -113,6 +132,7 @@ int main(int argc, char** argv) {
       .option("--threads", o.threads, "CPU threads")
       .option("--size", o.size, "input resolution")
       .option("--crop-pct", o.crop_pct, "timm centre crop fraction instead of the authors' resize (e.g. 0.875)")
+      .flag("--face-crop", o.face_crop, "cut each clip to its face (dlib, one box per clip) before resizing")
       .option("--seed", o.seed, "seed for random weights when no --weights is given");
   if (!cli.parse(argc, argv)) return cli.exit_code();
   try {

@@ -14,6 +14,7 @@
 #include <opencv2/videoio.hpp>
 
 #include "examples/cli.hpp"
+#include "stpain/data/face_crop.hpp"
 #include "stpain/data/feature_extraction.hpp"
 #include "stpain/data/landmarks.hpp"
 #include "stpain/data/plot.hpp"
@@ -114,7 +115,13 @@ Prediction run_visual_model(const safetensors::File& ckpt, const ModelCard& card
   FramePreprocess pre;
   pre.size = static_cast<int>(card.get_int("image_size"));
   if (!card.get_or("crop_pct", "").empty()) pre.crop_pct = std::stod(card.get("crop_pct"));
-  const Tensor<float> features = backbone.extract(preprocess_frames(frames, pre), 8).features;  // [frames, dim]
+  std::vector<cv::Mat> input = frames;
+  if (!card.get_or("face_crop", "").empty()) {  // one box for the whole input, probed every ~20 frames
+    LandmarkDetector detector;
+    const int probes = std::max(3, static_cast<int>(frames.size() / 20));
+    input = crop_frames(frames, clip_face_box(detector, frames, source, {.probe_frames = probes}));
+  }
+  const Tensor<float> features = backbone.extract(preprocess_frames(input, pre), 8).features;  // [frames, dim]
   STPAIN_CHECK(features.size(1) == card.get_int("head.input_size"), Error, ckpt.path(), ": the head takes ",
                card.get("head.input_size"), " features, the backbone gives ", features.size(1));
   const Windows w = make_windows(features.size(0), card.get_int("frames"), o.stride, source);

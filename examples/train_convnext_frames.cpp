@@ -6,9 +6,12 @@
 // The checkpoint is in timm naming with a 2-class head; extract_features
 // reads it with --weights (add --no-head for features only).
 #include <cstdio>
+#include <optional>
 
 #include "examples/cli.hpp"
 #include "stpain/core/progress.hpp"
+#include "stpain/data/face_crop.hpp"
+#include "stpain/data/feature_extraction.hpp"
 #include "stpain/data/pemf.hpp"
 #include "stpain/models/convnext.hpp"
 #include "stpain/train/splits.hpp"
@@ -20,6 +23,7 @@ int main(int argc, char** argv) {
   std::string pemf, out, arch = "atto", folders = "all";
   int64_t size = 96, every = 4, epochs = 8, batch = 32, seed = 11, threads = 2;
   double lr = 2e-3, drop_path = 0.05;
+  bool face_crop = false;
   examples::Cli cli("train_convnext_frames", "trains a ConvNeXt on single frames (pain vs no pain) as a feature backbone");
   cli.path_option("--pemf", pemf, "PEMF-layout root to train on (required)")
       .path_option("--out", out, "checkpoint to write (.safetensors, timm naming; required)")
@@ -27,6 +31,7 @@ int main(int argc, char** argv) {
       .option("--size", size, "input resolution")
       .option("--every", every, "use every N-th frame of each clip")
       .option("--folders", folders, "PEMF frame folders: all, colour or bw")
+      .flag("--face-crop", face_crop, "cut each clip to its face (dlib, one box per clip) before resizing")
       .option("--epochs", epochs, "epochs")
       .option("--batch", batch, "frames per batch")
       .option("--lr", lr, "initial learning rate (AdamW-free Adam, decayed 0.96 per 1000 steps)")
@@ -44,6 +49,8 @@ int main(int argc, char** argv) {
     std::printf("%s: %s\n", pemf.c_str(), index.summary().c_str());
     FramePreprocess pre;
     pre.size = static_cast<int>(size);
+    std::optional<LandmarkDetector> detector;
+    if (face_crop) detector.emplace();
 
     // Frames and their clip's label; clips are split by subject into train / validation.
     std::vector<int64_t> clip_labels, clip_subjects;
@@ -60,9 +67,11 @@ int main(int argc, char** argv) {
       int64_t row = 0;
       for (int64_t c : clips) {
         const PemfClip& clip = index.clips[static_cast<size_t>(c)];
-        std::vector<std::filesystem::path> kept;
-        for (size_t f = 0; f < clip.frames.size(); f += static_cast<size_t>(every)) kept.push_back(clip.frames[f]);
-        const Tensor<float> x = load_frames(kept, pre, clip.id);
+        // The whole clip is read so the face box is the one extract_features finds.
+        std::vector<cv::Mat> images = extraction_detail::read_clip_images(clip), kept;
+        if (detector) images = crop_frames(images, clip_face_box(*detector, images, clip.id));
+        for (size_t f = 0; f < images.size(); f += static_cast<size_t>(every)) kept.push_back(images[f]);
+        const Tensor<float> x = preprocess_frames(kept, pre);
         std::copy(x.begin(), x.end(), s.x.data() + row * 3 * size * size);
         row += x.size(0);
         for (int64_t i = 0; i < x.size(0); ++i) s.y.push_back(clip.label);
@@ -85,6 +94,7 @@ int main(int argc, char** argv) {
                             {.epochs = epochs, .batch = batch, .lr = lr, .keras_adam = false, .checkpoint = out,
                              .checkpoint_metadata = {{"trained_by", "examples/train_convnext_frames"},
                                                      {"image_size", std::to_string(size)},
+                                                     {"face_crop", face_crop ? FaceCropOptions().describe() : ""},
                                                      {"pemf_root", pemf}},
                              .on_epoch = [&](int64_t e, const std::string& line) { progress.update(e, line); }});
     progress.finish();

@@ -3,7 +3,9 @@
 // landmark branch alone (STGCN-LSTM), their late fusion (the mean of the two
 // models' pain probabilities) and a jointly trained mid fusion (models/fusion.hpp).
 //   bazel run --config=opt //examples:train_fusion -- --features F.safetensors --tidy landmarks.csv --out out/fusion
-// Clips are matched by id (both files come from the same PEMF root).
+// Clips are matched by id (both files come from the same PEMF root). As in
+// train_stgcn, SMOTE oversamples the training clips of each fold (on the
+// joined visual + landmark clip, so a synthetic clip is one clip of both).
 #include <cstdio>
 #include <map>
 
@@ -17,13 +19,14 @@
 #include "stpain/train/keras_init.hpp"
 #include "stpain/train/landmark_normalize.hpp"
 #include "stpain/train/scaler.hpp"
+#include "stpain/train/smote.hpp"
 #include "stpain/train/splits.hpp"
 
 using namespace stpain;
 
 int main(int argc, char** argv) {
-  std::string features_path, tidy, out = "out/fusion", block = "paper";
-  int64_t epochs = 40, batch = 8, folds = 5, seed = 2001, threads = 2;
+  std::string features_path, tidy, out = "out/fusion", block = "paper", smote_mode = "on", class_weights = "none";
+  int64_t epochs = 40, visual_epochs = 0, batch = 8, folds = 5, seed = 2001, threads = 2;
   double lr = 1e-3;
   bool synthetic = false;
   examples::Cli cli("train_fusion", "visual and landmark pipelines alone, late fusion and joint mid fusion, same folds");
@@ -32,8 +35,11 @@ int main(int argc, char** argv) {
       .path_option("--out", out, "output folder")
       .option("--block", block, "landmark branch block: paper, paper-averaging or stgcn")
       .option("--epochs", epochs, "epochs per model and fold")
+      .option("--visual-epochs", visual_epochs, "epochs of the visual branch alone (0: --epochs; it is cheap to train longer)")
       .option("--batch", batch, "clips per batch")
       .option("--lr", lr, "initial learning rate")
+      .option("--smote", smote_mode, "on or off: SMOTE (k=5) on the training clips")
+      .option("--class-weights", class_weights, "none or balanced")
       .option("--folds", folds, "subject-independent folds")
       .flag("--synthetic", synthetic, "label every table as synthetic data")
       .option("--seed", seed, "seed")
@@ -41,6 +47,8 @@ int main(int argc, char** argv) {
   if (!cli.parse(argc, argv)) return cli.exit_code();
   try {
     STPAIN_CHECK(!features_path.empty() && !tidy.empty(), Error, "--features and --tidy are required");
+    STPAIN_CHECK(smote_mode == "on" || smote_mode == "off", Error, "--smote must be on or off");
+    STPAIN_CHECK(class_weights == "none" || class_weights == "balanced", Error, "--class-weights must be none or balanced");
     set_num_threads(static_cast<int>(threads));
     const ClipFeatures f = load_clip_features(features_path);
     const LandmarkDataset lm = read_tidy_landmarks_csv(tidy);
@@ -72,7 +80,10 @@ int main(int argc, char** argv) {
     results.protocol = "subject-independent " + std::to_string(folds) + "-fold";
     results.dataset = features_path + " + " + tidy;
     results.synthetic = synthetic;
-    const FitOptions fit_options{.epochs = epochs, .batch = batch, .lr = lr, .seed = static_cast<uint64_t>(seed)};
+    const FitOptions fit_options{
+        .epochs = epochs, .batch = batch, .lr = lr,
+        .class_weights = class_weights == "balanced" ? ClassWeighting::balanced : ClassWeighting::none,
+        .seed = static_cast<uint64_t>(seed)};
     const SequenceHeadOptions head{.input_size = dim};
 
     for (size_t k = 0; k < fold_list.size(); ++k) {
@@ -83,7 +94,20 @@ int main(int argc, char** argv) {
       StandardScaler scaler;
       scaler.fit(lt.x.reshape({-1, v * 2}));
       for (LabelledSet* s : {&lt, &lv, &ls}) s->x = scaler.transform(s->x.reshape({-1, v * 2})).reshape(s->x.shape());
-      const LabelledSet vt = visual.rows(fold.train), vv = visual.rows(fold.validation), vs = visual.rows(fold.test);
+      LabelledSet vt = visual.rows(fold.train);
+      const LabelledSet vv = visual.rows(fold.validation), vs = visual.rows(fold.test);
+      // One input tensor per clip for the mid fusion, [T, F + 136]: features then landmarks.
+      auto joint = [&](const LabelledSet& a, const LabelledSet& b) {
+        return LabelledSet{concat_last_dim<float, cpu>({a.x, b.x.reshape({a.size(), t, v * 2})}), a.y};
+      };
+      LabelledSet jt = joint(vt, lt);
+      if (smote_mode == "on") {
+        const SmoteResult s = smote(jt.x.reshape({jt.size(), -1}), jt.y, {.k_neighbors = 5, .random_state = static_cast<uint32_t>(seed)});
+        std::printf("SMOTE: %lld training clips -> %lld\n", static_cast<long long>(jt.size()), static_cast<long long>(s.x.size(0)));
+        jt = {s.x.reshape({s.x.size(0), t, dim + v * 2}), s.y};
+        vt = {slice_last_dim(jt.x, 0, dim), jt.y};
+        lt = {slice_last_dim(jt.x, dim, v * 2).reshape({jt.size(), t, v, 2}), jt.y};
+      }
       auto run = [&](const std::string& name) { return examples::FoldRun{name, static_cast<int64_t>(k), out, fit_options}; };
 
       // The single-branch checkpoints carry model cards, so predict can run
@@ -108,8 +132,9 @@ int main(int argc, char** argv) {
       manual_seed(static_cast<uint64_t>(seed) + k);
       LstmHead<cpu> visual_model(head);
       keras_init(visual_model);
-      results.add("ConvNeXt + LSTM", examples::train_and_test(visual_model, run_with_card("ConvNeXt + LSTM", visual_card),
-                                                              vt, vv, vs, &visual_pain));
+      examples::FoldRun visual_run = run_with_card("ConvNeXt + LSTM", visual_card);
+      if (visual_epochs > 0) visual_run.fit.epochs = visual_epochs;
+      results.add("ConvNeXt + LSTM", examples::train_and_test(visual_model, visual_run, vt, vv, vs, &visual_pain));
       with_stgcn_network(kind, {}, graph, [&](auto& net) {
         keras_init(net);
         results.add("STGCN + LSTM",
@@ -123,16 +148,10 @@ int main(int argc, char** argv) {
       }
       results.add("late fusion (mean probability)", evaluate_fold(static_cast<int64_t>(k), ls.y, late_predicted, late));
 
-      // Mid fusion: one input tensor per clip, [T, F + 136]: features then landmarks.
-      auto joint = [&](const LabelledSet& a, const LabelledSet& b) {
-        const int64_t m = a.size();
-        LabelledSet j{concat_last_dim<float, cpu>({a.x, b.x.reshape({m, t, v * 2})}), a.y};
-        return j;
-      };
       with_mid_fusion(kind, dim, head, {}, graph, [&](auto& model) {
         keras_init(model);
         results.add("mid fusion (joint)",
-                    examples::train_and_test(model, run("mid fusion (joint)"), joint(vt, lt), joint(vv, lv), joint(vs, ls)));
+                    examples::train_and_test(model, run("mid fusion (joint)"), jt, joint(vv, lv), joint(vs, ls)));
       });
     }
     examples::write_results(results, out);

@@ -94,6 +94,10 @@ int main(int argc, char** argv) {
     for (const auto& [name, results] : experiments) {
       for (const auto& t : titles)
         if (name == t[0]) md += "## " + std::string(t[1]) + "\n\n";
+      if (name == "convnext_lstm" && fs::exists(dir / "features.safetensors")) {  // which backbone saw which frames
+        auto p = load_clip_features((dir / "features.safetensors").string()).provenance;
+        md += "Frame features: " + p["backbone"] + "; " + p["preprocess"] + ".\n\n";
+      }
       md += to_markdown(results, {.roc_auc = true, .per_fold = false, .comparison = true, .heading_level = 3});
       md += "\n";
       for (const auto& m : results.models) md += model_figures(dir, name, examples::file_stem(m.model));

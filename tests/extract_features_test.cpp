@@ -1,7 +1,8 @@
 // examples/extract_features as a program: a small PEMF-layout tree written
 // here, features per clip, a corrupt frame reported and its clip left out,
 // an interrupted run resumed from the cached clips, and augmented copies
-// (--augment) added, cached and reproducible.
+// (--augment) added, cached and reproducible, and faceless clips left out
+// under --face-crop.
 #include <catch2/catch.hpp>
 
 #include <filesystem>
@@ -107,6 +108,11 @@ TEST_CASE("extract_features writes one feature tensor per PEMF clip and resumes"
   CHECK(reseeded.features.to_vector() == f.features.to_vector());
   CHECK(run("--image " + (kDir / "log.txt").string() + " --augment 1 --out " + out) != 0);
   CHECK_THAT(log_text(), Catch::Contains("--augment needs --pemf"));
+
+  // --face-crop: noise frames have no face, so every clip is reported and left out.
+  REQUIRE(run(args + " --face-crop") != 0);
+  CHECK_THAT(log_text(), Catch::Contains("left out S001/Neutral/Colour frames") && Catch::Contains("no face found") &&
+                             Catch::Contains("no clip could be read"));
 
   CHECK(run("--pemf " + (kDir / "nothing").string() + " --out " + out) != 0);
   CHECK_THAT(log_text(), Catch::Contains("nothing"));

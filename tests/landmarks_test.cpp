@@ -2,8 +2,10 @@
 // astronaut photo against dlib's own answer (tests/fixtures/landmarks.safetensors,
 // tools/fixtures/landmarks.py), and clips made from the photo: faceless
 // frames carried over from the nearest earlier detection, a faceless clip
-// reported instead of zero-filled, and an MJPG video read back with VideoReader.
+// reported instead of zero-filled, an MJPG video read back with VideoReader,
+// and the per-clip face crop the visual pipeline can use (face_crop.hpp).
 #include "stpain/data/landmarks.hpp"
+#include "stpain/data/face_crop.hpp"
 
 #include <unistd.h>
 
@@ -288,4 +290,55 @@ TEST_CASE("an MJPG video read back through VideoReader: every kept frame has its
   std::ofstream(dir / "junk.avi") << "not a video";
   CHECK_THROWS_AS(read_video_frames(dir / "junk.avi"), FormatError);
   fs::remove_all(dir);
+}
+
+TEST_CASE("square_crop_box widens, squares and moves the box into the image") {
+  // Points 40 wide, 60 high around (100, 80): side 60 * (1 + 2 * 0.25) = 90, centred.
+  CHECK(square_crop_box(80, 50, 120, 110, 0.25, 300, 200) == cv::Rect(55, 35, 90, 90));
+  // Near the top-left corner: moved inside, not shrunk.
+  CHECK(square_crop_box(0, 0, 40, 60, 0.25, 300, 200) == cv::Rect(0, 0, 90, 90));
+  // Near the bottom-right corner.
+  CHECK(square_crop_box(260, 140, 300, 200, 0.25, 300, 200) == cv::Rect(210, 110, 90, 90));
+  // Larger than the image's short side: shrunk to it.
+  CHECK(square_crop_box(0, 0, 300, 200, 0.25, 300, 200) == cv::Rect(50, 0, 200, 200));  // still centred
+}
+
+TEST_CASE("clip_face_box covers the face of every probe frame with the margin; faceless clips are named") {
+  // The head moves 8 px right across the clip: the box must hold it in the first and last frame.
+  std::vector<cv::Mat> frames;
+  for (int i = 0; i < 9; ++i) frames.push_back(frame_of_photo(1.0, cv::Point2f(20 + i, 30)));
+  const FaceCropOptions o{.margin = 0.2, .probe_frames = 3};
+  const cv::Rect box = clip_face_box(detector(), frames, "S001/Posed Pain", o);
+  CHECK(box.width == box.height);
+  CHECK((box & cv::Rect(0, 0, 224, 224)) == box);
+  double x0 = 1e9, y0 = 1e9, x1 = -1e9, y1 = -1e9;
+  for (size_t i : {size_t{0}, size_t{4}, size_t{8}}) {
+    const FrameLandmarks f = detector().detect(frames[i]);
+    REQUIRE(f.detected());
+    for (const LandmarkPoint& p : f.points) {
+      x0 = std::min<double>(x0, p.x), x1 = std::max<double>(x1, p.x);
+      y0 = std::min<double>(y0, p.y), y1 = std::max<double>(y1, p.y);
+    }
+  }
+  // Every point of the three probes is inside, with at least the margin left (unless the image ends first).
+  const double extent = std::max(x1 - x0, y1 - y0);
+  CHECK(box.width == Approx(extent * 1.4).margin(1.0));
+  CHECK(box.x <= x0 - 0.15 * extent);
+  CHECK(box.x + box.width >= x1 + 0.15 * extent);
+  CHECK(box.y <= y0);
+  CHECK(box.y + box.height >= y1);
+
+  // Cropped frames are views of that box: the face now fills most of the input.
+  const std::vector<cv::Mat> cropped = crop_frames(frames, box);
+  REQUIRE(cropped.size() == frames.size());
+  CHECK(cropped[3].size() == box.size());
+  CHECK(cv::norm(cropped[3], frames[3](box), cv::NORM_INF) == 0);
+  std::vector<cv::Mat> small = frames;
+  small[5] = cv::Mat(64, 64, CV_8UC3, cv::Scalar::all(0));
+  CHECK_THROWS_AS(crop_frames(small, box), ShapeError);
+
+  // A clip without a face: NoFaceError naming the clip.
+  const std::vector<cv::Mat> faceless(4, faceless_frame(1.0, cv::Point2f(20, 30)));
+  CHECK_THROWS_WITH(clip_face_box(detector(), faceless, "S009/Neutral", o),
+                    Catch::Contains("S009/Neutral") && Catch::Contains("no face"));
 }

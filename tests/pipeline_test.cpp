@@ -71,11 +71,11 @@ struct Chain {
                                    " --subjects 32 --colour-only --expression-scale 3 --seed 11 --threads 1");
     run("extract_landmarks", "--pemf " + quoted(pemf) + " --folders colour --tidy-csv " + quoted(landmarks) +
                                  " --threads 1");
-    // A randomly initialised ConvNeXt-atto: its features still carry the frames' changes.
-    run("extract_features", "--pemf " + quoted(pemf) + " --arch atto --size 96 --seed 3 --threads 1 --out " +
+    // A randomly initialised ConvNeXt-atto on each clip's face: its features still carry the frames' changes.
+    run("extract_features", "--pemf " + quoted(pemf) + " --arch atto --size 96 --seed 3 --face-crop --threads 1 --out " +
                                 quoted(features));
     run("train_fusion", "--features " + quoted(features) + " --tidy " + quoted(landmarks) +
-                            " --block stgcn --epochs 20 --lr 3e-3 --folds 2 --threads 1 --synthetic --out " + quoted(fusion));
+                            " --block stgcn --epochs 20 --visual-epochs 60 --lr 1e-3 --folds 2 --threads 1 --synthetic --out " + quoted(fusion));
   }
 };
 

@@ -21,6 +21,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -114,7 +115,8 @@ inline Backbone make_backbone(const BackboneOptions& o, std::FILE* warnings = st
     if (warnings)
       std::fprintf(warnings,
                    "WARNING: no checkpoint given: ConvNeXt %s with RANDOM weights (seed %llu).\n"
-                   "  The features are not meaningful; see docs/convnext.md for the real ImageNet-22k weights.\n",
+                   "  Random convolutions still respond to a face's movement (the synthetic demo uses\n"
+                   "  them), but they are no substitute for real weights: see docs/convnext.md.\n",
                    config.name.c_str(), static_cast<unsigned long long>(o.seed));
     b.description = "ConvNeXt " + config.name + " with random weights (seed " + std::to_string(o.seed) + ")";
   }
@@ -160,11 +162,15 @@ struct ClipExtractionOptions {
   FrameAugmentOptions augment;     // what an augmented copy draws from
   uint64_t augment_seed = 0;       // base seed of the copies' draws
   std::FILE* log = stdout;         // progress line and left-out clips; nullptr: quiet
+  // Cuts a clip's frames before preprocessing (to the face: face_crop.hpp);
+  // unset: whole frames. An Error it throws leaves the clip out, reported.
+  std::function<std::vector<cv::Mat>(const std::vector<cv::Mat>&, const PemfClip&)> crop;
+  std::string crop_description;    // how `crop` cuts: part of the cache key and the provenance
 };
 
 struct ClipExtraction {
   ClipFeatures features;              // the clips that could be read, in index order
-  std::vector<std::string> left_out;  // "<clip id>: <why>" for clips with an unreadable frame
+  std::vector<std::string> left_out;  // "<clip id>: <why>" for clips with an unreadable frame or no face to crop to
   int64_t cached_clips = 0;           // clips entirely reused from the cache
   int64_t computed_frames = 0;        // frames run through the backbone (augmented ones included)
 };
@@ -224,7 +230,8 @@ inline ClipExtraction extract_clip_features(const PemfIndex& index, Backbone& ba
   STPAIN_CHECK(!index.clips.empty(), Error, "extract_clip_features: the index has no clips");
   if (!options.cache_dir.empty()) fs::create_directories(options.cache_dir);
   const int64_t copies = options.augmented_copies, dim = backbone.feature_dim();
-  const std::string preprocess = describe_preprocess(options.preprocess);
+  const std::string preprocess =
+      describe_preprocess(options.preprocess) + (options.crop ? ", " + options.crop_description : std::string());
   const std::string augmentation = detail::concat(options.augment.describe(), ", seed ", options.augment_seed);
   auto cache_path = [&](size_t clip, int64_t copy) {  // copy -1: the plain features
     if (options.cache_dir.empty()) return std::string();
@@ -266,7 +273,8 @@ inline ClipExtraction extract_clip_features(const PemfIndex& index, Backbone& ba
       std::vector<cv::Mat> images;
       try {
         images = extraction_detail::read_clip_images(clip);
-      } catch (const FormatError& e) {  // unreadable frame: report, leave the clip out
+        if (options.crop) images = options.crop(images, clip);
+      } catch (const Error& e) {  // unreadable frame, no face to crop to: report, leave the clip out
         result.left_out.push_back(clip.id + ": " + e.what());
         if (options.log) {
           std::fprintf(options.log, "\n  left out %s: %s\n", clip.id.c_str(), e.what());
@@ -339,7 +347,8 @@ inline ClipExtraction extract_clip_features(const PemfIndex& index, Backbone& ba
                     {"backbone_seed", std::to_string(backbone.options.seed)},
                     {"preprocess", preprocess},
                     {"image_size", std::to_string(options.preprocess.size)},
-                    {"crop_pct", options.preprocess.crop_pct ? std::to_string(*options.preprocess.crop_pct) : ""}};
+                    {"crop_pct", options.preprocess.crop_pct ? std::to_string(*options.preprocess.crop_pct) : ""},
+                    {"face_crop", options.crop ? options.crop_description : ""}};
   if (copies > 0) out.provenance["augmentation"] = detail::concat(copies, " copies per clip: ", augmentation);
   if (!result.left_out.empty()) out.provenance["left_out"] = detail::json_strings(result.left_out);
   return result;
