@@ -1,7 +1,8 @@
 #pragma once
-// What the training benchmarks (lstm_heads_bench, stgcn_bench) share: running
-// their PyTorch reference script in the same run and reading its figures,
-// the machine load, timing, and one training step as fit() takes it.
+// What the benchmarks next to PyTorch (convnext_bench, lstm_heads_bench,
+// stgcn_bench) share: running their reference script in the same run and
+// reading its figures, the machine load, timing, random inputs, and one
+// training step as fit() takes it.
 #include <array>
 #include <chrono>
 #include <cstdio>
@@ -17,16 +18,16 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "stpain/core/random.hpp"
 #include "stpain/train/loss.hpp"
 #include "stpain/train/optim.hpp"
 
 namespace stpain::bench {
 
-inline std::vector<std::string> split(const std::string& s) {
-  std::vector<std::string> out;
-  std::stringstream ss(s);
-  for (std::string item; std::getline(ss, item, ',');)
-    if (!item.empty()) out.push_back(item);
+// {"a", "b"} -> "a,b", as the reference scripts take their lists.
+inline std::string join(const std::vector<std::string>& items) {
+  std::string out;
+  for (const auto& item : items) out += (out.empty() ? "" : ",") + item;
   return out;
 }
 
@@ -93,7 +94,8 @@ inline ScriptRun run_script(const std::string& cmd) {
   return r;
 }
 
-// The 1-minute load average (-1 when unknown).
+// The 1-minute load average (-1 when unknown): other work on the machine
+// slows both sides, and short parallel regions much more than long ones.
 inline double load_average() {
   double one = -1;
   if (FILE* f = std::fopen("/proc/loadavg", "r")) {
@@ -112,11 +114,12 @@ inline double others_busy_cores(double window) {
       unsigned long long v[8] = {};
       if (std::fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5],
                       &v[6], &v[7]) == 8)
-        busy = static_cast<double>(v[0] + v[1] + v[2] + v[5] + v[6] + v[7]);
+        busy = static_cast<double>(v[0] + v[1] + v[2] + v[5] + v[6] + v[7]);  // all but idle and iowait
       std::fclose(f);
     }
     if (FILE* f = std::fopen("/proc/self/stat", "r")) {
       unsigned long long utime = 0, stime = 0;
+      // Fields 14 and 15; the command name (field 2) is in parentheses.
       if (std::fscanf(f, "%*d (%*[^)]) %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &utime, &stime) == 2)
         self = static_cast<double>(utime + stime);
       std::fclose(f);
@@ -130,7 +133,8 @@ inline double others_busy_cores(double window) {
   return std::max(0.0, (b1 - b0) - (s1 - s0)) / static_cast<double>(sysconf(_SC_CLK_TCK)) / window;
 }
 
-// Waits up to `limit` seconds until other processes use less than a tenth of a core.
+// Waits up to `limit` seconds until other processes use less than a tenth of
+// a core; false when they did not.
 inline bool wait_until_idle(double limit) {
   const auto t0 = std::chrono::steady_clock::now();
   while (true) {
@@ -143,14 +147,31 @@ inline bool wait_until_idle(double limit) {
 inline void print_load(const char* when) {
   if (const double l = load_average(); l >= 0)
     std::printf("  load average %s: %.2f%s\n", when, l,
-                l > 0.5 ? " (other work is running: both sides' figures are low and noisy; more --rounds help)" : "");
+                l > 0.5 ? " (other work is running: both sides' figures are low and noisy; more --rounds and "
+                          "--wait-idle help)"
+                        : "");
+}
+
+// OPENBLAS_CORETYPE as both processes see it ("unset" when it is not set).
+inline const char* openblas_coretype() {
+  const char* coretype = std::getenv("OPENBLAS_CORETYPE");
+  return coretype ? coretype : "unset";
+}
+
+// Seconds as h:mm:ss.
+inline std::string hms(double seconds) {
+  const long long s = static_cast<long long>(seconds + 0.5);
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%lld:%02lld:%02lld", s / 3600, s / 60 % 60, s % 60);
+  return buf;
 }
 
 inline double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
-// Best of `repeats` calls of f after one warm-up call.
+// Best of `repeats` calls of f after one warm-up call (thread pool, page
+// faults, packed buffers).
 template <class F>
 double best_seconds(int repeats, F&& f) {
   f();
@@ -162,6 +183,24 @@ double best_seconds(int repeats, F&& f) {
   }
   return best;
 }
+
+// A tensor of standard normal values; the same seed gives the same values.
+inline Tensor<float> random_normal(const Shape& shape, uint64_t seed) {
+  Generator g(seed);
+  Tensor<float> x = Tensor<float>::empty(shape);
+  for (auto& v : x) v = static_cast<float>(g.normal());
+  return x;
+}
+
+// Labels 0, 1, 0, 1, ...: both classes in every batch.
+inline std::vector<int64_t> alternating_labels(int64_t n) {
+  std::vector<int64_t> y(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) y[static_cast<size_t>(i)] = i % 2;
+  return y;
+}
+
+// The optimizer of the timed training steps: fit()'s Keras Adam.
+inline const AdamOptions kFitAdam{.lr = 1e-4, .eps = 1e-7, .epsilon_hat = true};
 
 // Number of trainable values of a model.
 template <class Model>

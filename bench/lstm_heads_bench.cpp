@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "bench/bench_common.hpp"
+#include "examples/cli.hpp"
 #include "stpain/core/random.hpp"
 #include "stpain/models/sequence_heads.hpp"
 
@@ -40,48 +41,13 @@ struct Options {
   std::string torch_script;
 };
 
-void usage() {
-  std::puts(
-      "lstm_heads_bench: training-step time (forward + backward + Adam) of the four sequence heads, stpain next to\n"
-      "the same PyTorch models (tools/bench/lstm_heads_torch.py) in the same run\n"
-      "  --heads LIST          comma-separated: lstm,bilstm,attention,stacked (default all four)\n"
-      "  --batch N             sequences per step (default 8)\n"
-      "  --frames N            time steps (default 20)\n"
-      "  --features N          features per step (default 2048, ConvNeXt-XLarge)\n"
-      "  --repeats N           timed steps per head after one warm-up, best kept (default 10)\n"
-      "  --rounds N            rounds (PyTorch, then stpain, each round); the best round is kept (default 2;\n"
-      "                        more on a busy machine)\n"
-      "  --wait-idle S         before each side of a round, wait up to S seconds for other processes to go quiet\n"
-      "  --threads N           threads for stpain and torch.set_num_threads (default 2)\n"
-      "  --profile             also print stpain's time per layer (forward and backward) of each head\n"
-      "  --no-torch            skip the PyTorch figures\n"
-      "  --python PATH         Python with torch (default /usr/bin/python3)\n"
-      "  --torch-script PATH   tools/bench/lstm_heads_torch.py (default: found from the runfiles or the workspace)\n"
-      "  --help                this text\n"
-      "Sizes are stpain's defaults (SequenceHeadOptions, the authors' Keras code): 128 units in the first recurrent\n"
-      "layer (per direction), 64 in the second and third, Dense 128, 2 classes.");
-}
-
-Tensor<float> random_sequences(const Options& o) {
-  Generator g(7);
-  Tensor<float> x = Tensor<float>::empty({o.batch, o.frames, o.features});
-  for (auto& v : x) v = static_cast<float>(g.normal());
-  return x;
-}
-
-std::vector<int64_t> labels_for(int64_t n) {
-  std::vector<int64_t> y(static_cast<size_t>(n));
-  for (int64_t i = 0; i < n; ++i) y[static_cast<size_t>(i)] = i % 2;
-  return y;
-}
-
 // Time per layer of the head (forward, then backward), averaged over `steps` steps.
 template <class Head>
 void profile_head(Head& head, const Tensor<float>& x, std::span<const int64_t> y, int steps) {
   constexpr size_t L = Head::size;
   std::vector<double> fwd(L, 0), bwd(L, 0);
   std::vector<std::string> names(L);
-  Adam opt(head, AdamOptions{.lr = 1e-4, .eps = 1e-7, .epsilon_hat = true});
+  Adam opt(head, bench::kFitAdam);
   double loss_s = 0, adam_s = 0;
   for (int s = 0; s <= steps; ++s) {
     const bool keep = s > 0;  // the first step warms up
@@ -133,47 +99,37 @@ void profile_head(Head& head, const Tensor<float>& x, std::span<const int64_t> y
 
 int main(int argc, char** argv) {
   Options o;
-  for (int i = 1; i < argc; ++i) {
-    const std::string a = argv[i];
-    auto next = [&]() -> std::string {
-      if (i + 1 >= argc) {
-        std::fprintf(stderr, "lstm_heads_bench: %s needs a value (try --help)\n", a.c_str());
-        std::exit(2);
-      }
-      return argv[++i];
-    };
-    if (a == "--help" || a == "-h") {
-      usage();
-      return 0;
-    } else if (a == "--heads") {
-      o.heads = bench::split(next());
-    } else if (a == "--batch") {
-      o.batch = std::max<int64_t>(1, std::atoll(next().c_str()));
-    } else if (a == "--frames") {
-      o.frames = std::max<int64_t>(1, std::atoll(next().c_str()));
-    } else if (a == "--features") {
-      o.features = std::max<int64_t>(1, std::atoll(next().c_str()));
-    } else if (a == "--repeats") {
-      o.repeats = std::max(1, std::atoi(next().c_str()));
-    } else if (a == "--rounds") {
-      o.rounds = std::max(1, std::atoi(next().c_str()));
-    } else if (a == "--wait-idle") {
-      o.wait_idle = std::max(0.0, std::atof(next().c_str()));
-    } else if (a == "--threads") {
-      o.threads = std::max(1, std::atoi(next().c_str()));
-    } else if (a == "--profile") {
-      o.profile = true;
-    } else if (a == "--no-torch") {
-      o.torch = false;
-    } else if (a == "--python") {
-      o.python = next();
-    } else if (a == "--torch-script") {
-      o.torch_script = next();
-    } else {
-      std::fprintf(stderr, "lstm_heads_bench: unknown argument '%s' (try --help)\n", a.c_str());
-      return 2;
-    }
-  }
+  bool no_torch = false;
+  examples::Cli cli("lstm_heads_bench",
+                    "training-step time (forward + backward + Adam) of the four sequence heads, stpain next to\n"
+                    "the same PyTorch models (tools/bench/lstm_heads_torch.py) in the same run");
+  cli.list_option("--heads", o.heads, "comma-separated: lstm, bilstm, attention, stacked")
+      .option("--batch", o.batch, "sequences per step")
+      .option("--frames", o.frames, "time steps")
+      .option("--features", o.features, "features per step (the default is ConvNeXt-XLarge's)")
+      .option("--repeats", o.repeats, "timed steps per head after one warm-up, best kept")
+      .option("--rounds", o.rounds,
+              "rounds (PyTorch, then stpain, each round); the best round is kept (more on a busy machine)")
+      .option("--wait-idle", o.wait_idle,
+              "before each side of a round, wait up to this many seconds for other processes to go quiet")
+      .option("--threads", o.threads, "threads for stpain and torch.set_num_threads")
+      .flag("--profile", o.profile, "also print stpain's time per layer (forward and backward) of each head")
+      .flag("--no-torch", no_torch, "skip the PyTorch figures")
+      .option("--python", o.python, "Python with torch")
+      .path_option("--torch-script", o.torch_script,
+                   "tools/bench/lstm_heads_torch.py (default: found from the runfiles or the workspace)")
+      .epilogue("Sizes are stpain's defaults (SequenceHeadOptions, the authors' Keras code): 128 units in the first "
+                "recurrent\nlayer (per direction), 64 in the second and third, Dense 128, 2 classes.");
+  if (!cli.parse(argc, argv)) return cli.exit_code();
+  o.torch = !no_torch;
+  // Values the loops can use: at least one step, round and thread.
+  o.batch = std::max<int64_t>(1, o.batch);
+  o.frames = std::max<int64_t>(1, o.frames);
+  o.features = std::max<int64_t>(1, o.features);
+  o.repeats = std::max(1, o.repeats);
+  o.rounds = std::max(1, o.rounds);
+  o.wait_idle = std::max(0.0, o.wait_idle);
+  o.threads = std::max(1, o.threads);
   for (const auto& h : o.heads)
     if (std::find(kHeads.begin(), kHeads.end(), h) == kHeads.end()) {
       std::fprintf(stderr, "lstm_heads_bench: unknown head '%s' (lstm, bilstm, attention or stacked)\n", h.c_str());
@@ -186,12 +142,11 @@ int main(int argc, char** argv) {
               "%d thread%s\n",
               static_cast<long long>(o.batch), static_cast<long long>(o.frames), static_cast<long long>(o.features),
               o.threads, o.threads > 1 ? "s" : "");
-  const char* coretype = std::getenv("OPENBLAS_CORETYPE");
-  std::printf("  OPENBLAS_CORETYPE=%s (both processes see the same environment)\n", coretype ? coretype : "unset");
+  std::printf("  OPENBLAS_CORETYPE=%s (both processes see the same environment)\n", bench::openblas_coretype());
   bench::print_load("at start");
 
-  const Tensor<float> x = random_sequences(o);
-  const std::vector<int64_t> y = labels_for(o.batch);
+  const Tensor<float> x = bench::random_normal({o.batch, o.frames, o.features}, 7);
+  const std::vector<int64_t> y = bench::alternating_labels(o.batch);
   const std::string script = o.torch ? bench::find_script(o.torch_script, "tools/bench/lstm_heads_torch.py", argv[0]) : "";
   std::map<std::string, double> best, torch_best;
   std::map<std::string, int64_t> params, torch_params;
@@ -199,10 +154,9 @@ int main(int argc, char** argv) {
   for (int round = 1; round <= o.rounds; ++round) {
     if (o.torch && torch_error.empty()) {
       if (o.wait_idle > 0) bench::wait_until_idle(o.wait_idle);
-      std::string heads;
-      for (const auto& h : o.heads) heads += (heads.empty() ? "" : ",") + h;
       const bench::ScriptRun r = bench::run_script(
-          bench::shell_quote(o.python) + " " + bench::shell_quote(script) + " --heads " + heads + " --threads " +
+          bench::shell_quote(o.python) + " " + bench::shell_quote(script) + " --heads " + bench::join(o.heads) +
+          " --threads " +
           std::to_string(o.threads) + " --batch " + std::to_string(o.batch) + " --frames " + std::to_string(o.frames) +
           " --features " + std::to_string(o.features) + " --repeats " + std::to_string(o.repeats));
       if (torch_info.empty()) torch_info = r.info;
@@ -222,7 +176,7 @@ int main(int argc, char** argv) {
       with_sequence_head(name, ho, [&](auto head) {
         head.train(true);
         params[name] = bench::parameter_count(head);
-        Adam opt(head, AdamOptions{.lr = 1e-4, .eps = 1e-7, .epsilon_hat = true});  // fit()'s Keras Adam
+        Adam opt(head, bench::kFitAdam);
         const double s = bench::best_seconds(o.repeats, [&] { bench::train_step(head, opt, x, y); });
         auto [it, fresh] = best.emplace(name, s);
         if (!fresh) it->second = std::min(it->second, s);

@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "bench/bench_common.hpp"
+#include "examples/cli.hpp"
 #include "stpain/core/random.hpp"
 #include "stpain/graph/landmark_graphs.hpp"
 #include "stpain/models/stgcn.hpp"
@@ -57,37 +58,6 @@ struct Options {
   std::string torch_script;
 };
 
-void usage() {
-  std::puts(
-      "stgcn_bench: training speed of STGCN / STGCN-LSTM over the 68-point face mesh, stpain next to the same\n"
-      "PyTorch models (tools/bench/stgcn_torch.py) in the same run\n"
-      "  --models LIST         comma-separated (default lstm-recurrent,lstm-averaging):\n"
-      "                          lstm-recurrent    STGCN-LSTM, the paper's block with recurrent attention (default block)\n"
-      "                          lstm-averaging    STGCN-LSTM, the block with neighbour averaging (the authors' final code)\n"
-      "                          pooled-recurrent  STGCN (pooled -> Linear), recurrent attention\n"
-      "                          pooled-averaging  STGCN, neighbour averaging\n"
-      "                          lstm-yan          STGCN-LSTM with Yan et al.'s ST-GCN blocks\n"
-      "  --batch N             clips per training step (default 10)\n"
-      "  --frames N            frames per clip (default 20)\n"
-      "  --repeats N           timed steps after one warm-up, best kept (default 5)\n"
-      "  --rounds N            rounds (PyTorch, then stpain, each round); the best round is kept (default 2)\n"
-      "  --wait-idle S         before each side of a round, wait up to S seconds for other processes to go quiet\n"
-      "  --threads N           threads for stpain and torch.set_num_threads (default 2)\n"
-      "  --clips N             clips of the training run, split 80/20 into training and validation (default 272)\n"
-      "  --epochs N            stpain epochs run with fit() to measure the time per epoch (default 2; 0: no run)\n"
-      "  --run-epochs N        the run whose time is projected: N epochs (default 150)\n"
-      "  --full-run            run all --run-epochs epochs with fit() instead of projecting (first model only\n"
-      "                        of --models unless more are listed; about 150 x the epoch time each)\n"
-      "  --torch-epochs N      also measure N PyTorch epochs (default 0: project them from its step and eval times)\n"
-      "  --profile             also print stpain's time per layer (forward, backward) at the step's shapes\n"
-      "  --no-torch            skip the PyTorch figures\n"
-      "  --python PATH         Python with torch (default /usr/bin/python3)\n"
-      "  --torch-script PATH   tools/bench/stgcn_torch.py (default: found from the runfiles or the workspace)\n"
-      "  --help                this text\n"
-      "Sizes are stpain's defaults (STGCNOptions, PaperSTGCNBlock::Options, the authors' code): 64 temporal channels\n"
-      "(k 9), 64 hidden, 68 node features, 3 x 16 branch channels (k 9, 15, 20), dropout 0.25, LSTM 15 and 20.");
-}
-
 struct ModelKind {
   bool lstm = true;
   BlockKind block = BlockKind::paper;
@@ -108,31 +78,10 @@ decltype(auto) with_model(const std::string& name, F&& f) {
 }
 
 Tensor<float> random_clips(int64_t n, int64_t frames, uint64_t seed) {
-  Generator g(seed);
-  Tensor<float> x = Tensor<float>::empty({n, frames, 68, 2});
-  for (auto& v : x) v = static_cast<float>(g.normal());
-  return x;
+  return bench::random_normal({n, frames, 68, 2}, seed);
 }
 
-Tensor<float> random_tensor(const Shape& shape) {
-  Generator g(5);
-  Tensor<float> x = Tensor<float>::empty(shape);
-  for (auto& v : x) v = static_cast<float>(g.normal());
-  return x;
-}
-
-std::vector<int64_t> alternating_labels(int64_t n) {
-  std::vector<int64_t> y(static_cast<size_t>(n));
-  for (int64_t i = 0; i < n; ++i) y[static_cast<size_t>(i)] = i % 2;
-  return y;
-}
-
-std::string hms(double seconds) {
-  const long long s = static_cast<long long>(seconds + 0.5);
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%lld:%02lld:%02lld", s / 3600, s / 60 % 60, s % 60);
-  return buf;
-}
+Tensor<float> random_tensor(const Shape& shape) { return bench::random_normal(shape, 5); }
 
 // ---- Per-layer profile: the block's layers, built alone at the step's shapes ----
 
@@ -140,9 +89,7 @@ template <class Layer>
 void time_layer(const char* what, Layer& layer, const Tensor<float>& x, int repeats, double& total_ms) {
   layer.train(true);
   Tensor<float> y = layer.forward(x);
-  Tensor<float> dy = Tensor<float>::empty(y.shape());
-  Generator g(3);
-  for (auto& v : dy) v = static_cast<float>(g.normal());
+  const Tensor<float> dy = bench::random_normal(y.shape(), 3);
   double f = 1e30, b = 1e30;
   for (int r = 0; r < repeats; ++r) {
     auto t0 = std::chrono::steady_clock::now();
@@ -199,55 +146,54 @@ void profile(const Options& o, const std::string& name) {
 
 int main(int argc, char** argv) {
   Options o;
-  for (int i = 1; i < argc; ++i) {
-    const std::string a = argv[i];
-    auto next = [&]() -> std::string {
-      if (i + 1 >= argc) {
-        std::fprintf(stderr, "stgcn_bench: %s needs a value (try --help)\n", a.c_str());
-        std::exit(2);
-      }
-      return argv[++i];
-    };
-    if (a == "--help" || a == "-h") {
-      usage();
-      return 0;
-    } else if (a == "--models") {
-      o.models = bench::split(next());
-    } else if (a == "--batch") {
-      o.batch = std::max<int64_t>(1, std::atoll(next().c_str()));
-    } else if (a == "--frames") {
-      o.frames = std::max<int64_t>(1, std::atoll(next().c_str()));
-    } else if (a == "--repeats") {
-      o.repeats = std::max(1, std::atoi(next().c_str()));
-    } else if (a == "--rounds") {
-      o.rounds = std::max(1, std::atoi(next().c_str()));
-    } else if (a == "--wait-idle") {
-      o.wait_idle = std::max(0.0, std::atof(next().c_str()));
-    } else if (a == "--threads") {
-      o.threads = std::max(1, std::atoi(next().c_str()));
-    } else if (a == "--clips") {
-      o.clips = std::max<int64_t>(2, std::atoll(next().c_str()));
-    } else if (a == "--epochs") {
-      o.epochs = std::max<int64_t>(0, std::atoll(next().c_str()));
-    } else if (a == "--run-epochs") {
-      o.run_epochs = std::max<int64_t>(1, std::atoll(next().c_str()));
-    } else if (a == "--full-run") {
-      o.full_run = true;
-    } else if (a == "--torch-epochs") {
-      o.torch_epochs = std::max<int64_t>(0, std::atoll(next().c_str()));
-    } else if (a == "--profile") {
-      o.profile = true;
-    } else if (a == "--no-torch") {
-      o.torch = false;
-    } else if (a == "--python") {
-      o.python = next();
-    } else if (a == "--torch-script") {
-      o.torch_script = next();
-    } else {
-      std::fprintf(stderr, "stgcn_bench: unknown argument '%s' (try --help)\n", a.c_str());
-      return 2;
-    }
-  }
+  bool no_torch = false;
+  examples::Cli cli("stgcn_bench",
+                    "training speed of STGCN / STGCN-LSTM over the 68-point face mesh, stpain next to the same\n"
+                    "PyTorch models (tools/bench/stgcn_torch.py) in the same run");
+  cli.list_option("--models", o.models, "comma-separated, from the list below")
+      .option("--batch", o.batch, "clips per training step")
+      .option("--frames", o.frames, "frames per clip")
+      .option("--repeats", o.repeats, "timed steps after one warm-up, best kept")
+      .option("--rounds", o.rounds, "rounds (PyTorch, then stpain, each round); the best round is kept")
+      .option("--wait-idle", o.wait_idle,
+              "before each side of a round, wait up to this many seconds for other processes to go quiet")
+      .option("--threads", o.threads, "threads for stpain and torch.set_num_threads")
+      .option("--clips", o.clips, "clips of the training run, split 80/20 into training and validation")
+      .option("--epochs", o.epochs, "stpain epochs run with fit() to measure the time per epoch (0: no run)")
+      .option("--run-epochs", o.run_epochs, "the run whose time is projected: this many epochs")
+      .flag("--full-run", o.full_run,
+            "run all --run-epochs epochs with fit() instead of projecting (first model only of --models unless more "
+            "are listed; about 150 x the epoch time each)")
+      .option("--torch-epochs", o.torch_epochs,
+              "also measure this many PyTorch epochs (0: project them from its step and eval times)")
+      .flag("--profile", o.profile, "also print stpain's time per layer (forward, backward) at the step's shapes")
+      .flag("--no-torch", no_torch, "skip the PyTorch figures")
+      .option("--python", o.python, "Python with torch")
+      .path_option("--torch-script", o.torch_script,
+                   "tools/bench/stgcn_torch.py (default: found from the runfiles or the workspace)")
+      .epilogue(
+          "models:\n"
+          "  lstm-recurrent    STGCN-LSTM, the paper's block with recurrent attention (default block)\n"
+          "  lstm-averaging    STGCN-LSTM, the block with neighbour averaging (the authors' final code)\n"
+          "  pooled-recurrent  STGCN (pooled -> Linear), recurrent attention\n"
+          "  pooled-averaging  STGCN, neighbour averaging\n"
+          "  lstm-yan          STGCN-LSTM with Yan et al.'s ST-GCN blocks\n"
+          "Sizes are stpain's defaults (STGCNOptions, PaperSTGCNBlock::Options, the authors' code): 64 temporal "
+          "channels\n(k 9), 64 hidden, 68 node features, 3 x 16 branch channels (k 9, 15, 20), dropout 0.25, LSTM 15 "
+          "and 20.");
+  if (!cli.parse(argc, argv)) return cli.exit_code();
+  o.torch = !no_torch;
+  // Values the run can use: at least one step, round and thread, two clips to split.
+  o.batch = std::max<int64_t>(1, o.batch);
+  o.frames = std::max<int64_t>(1, o.frames);
+  o.repeats = std::max(1, o.repeats);
+  o.rounds = std::max(1, o.rounds);
+  o.wait_idle = std::max(0.0, o.wait_idle);
+  o.threads = std::max(1, o.threads);
+  o.clips = std::max<int64_t>(2, o.clips);
+  o.epochs = std::max<int64_t>(0, o.epochs);
+  o.run_epochs = std::max<int64_t>(1, o.run_epochs);
+  o.torch_epochs = std::max<int64_t>(0, o.torch_epochs);
   for (const auto& m : o.models)
     if (std::find(kModels.begin(), kModels.end(), m) == kModels.end()) {
       std::fprintf(stderr, "stgcn_bench: unknown model '%s' (try --help)\n", m.c_str());
@@ -262,14 +208,13 @@ int main(int argc, char** argv) {
               static_cast<long long>(o.frames), static_cast<long long>(o.batch), o.threads, o.threads > 1 ? "s" : "",
               static_cast<long long>(o.clips), static_cast<long long>(train_clips), static_cast<long long>(val_clips),
               static_cast<long long>(steps_per_epoch), static_cast<long long>(o.run_epochs));
-  const char* coretype = std::getenv("OPENBLAS_CORETYPE");
-  std::printf("  OPENBLAS_CORETYPE=%s (both processes see the same environment)\n", coretype ? coretype : "unset");
+  std::printf("  OPENBLAS_CORETYPE=%s (both processes see the same environment)\n", bench::openblas_coretype());
   bench::print_load("at start");
 
   const Tensor<float> x = random_clips(o.batch, o.frames, 11);
-  const std::vector<int64_t> y = alternating_labels(o.batch);
+  const std::vector<int64_t> y = bench::alternating_labels(o.batch);
   const Tensor<float> run_x = random_clips(o.clips, o.frames, 12);
-  const std::vector<int64_t> run_y = alternating_labels(o.clips);
+  const std::vector<int64_t> run_y = bench::alternating_labels(o.clips);
   std::vector<int64_t> train_rows, val_rows;
   for (int64_t i = 0; i < o.clips; ++i) (i < train_clips ? train_rows : val_rows).push_back(i);
   const LabelledSet all{run_x, run_y};
@@ -288,10 +233,9 @@ int main(int argc, char** argv) {
   for (int round = 1; round <= o.rounds; ++round) {
     if (o.torch && torch_error.empty()) {
       if (o.wait_idle > 0) bench::wait_until_idle(o.wait_idle);
-      std::string models;
-      for (const auto& m : o.models) models += (models.empty() ? "" : ",") + m;
       const bench::ScriptRun r = bench::run_script(
-          bench::shell_quote(o.python) + " " + bench::shell_quote(script) + " --models " + models + " --threads " +
+          bench::shell_quote(o.python) + " " + bench::shell_quote(script) + " --models " + bench::join(o.models) +
+          " --threads " +
           std::to_string(o.threads) + " --batch " + std::to_string(o.batch) + " --frames " + std::to_string(o.frames) +
           " --repeats " + std::to_string(o.repeats) + " --eval-batch " + std::to_string(val_clips) +
           (o.torch_epochs > 0 && round == 1
@@ -320,7 +264,7 @@ int main(int argc, char** argv) {
       with_model(name, [&](auto& net) {
         net.train(true);
         fig[name].params = bench::parameter_count(net);
-        Adam opt(net, AdamOptions{.lr = 1e-4, .eps = 1e-7, .epsilon_hat = true});  // fit()'s Keras Adam
+        Adam opt(net, bench::kFitAdam);
         const double s = bench::best_seconds(o.repeats, [&] { bench::train_step(net, opt, x, y); });
         Figures& F = fig[name];
         F.step = std::min(F.step, s);
@@ -395,7 +339,7 @@ int main(int argc, char** argv) {
                                  : "steps per epoch x its step time + its validation pass (x epochs)",
               static_cast<long long>(o.run_epochs));
   std::printf("  (run time with hours: ");
-  for (const auto& name : o.models) std::printf("%s %s  ", name.c_str(), hms(fig[name].epoch * static_cast<double>(o.run_epochs)).c_str());
+  for (const auto& name : o.models) std::printf("%s %s  ", name.c_str(), bench::hms(fig[name].epoch * static_cast<double>(o.run_epochs)).c_str());
   std::printf(")\n");
   }
   if (!torch_info.empty()) std::printf("  PyTorch run: %s\n", torch_info.c_str());

@@ -4,6 +4,7 @@
 //   Cli cli("train_toy_classifier", "Trains ... ");
 //   cli.option("--epochs", epochs, "training epochs");
 //   if (!cli.parse(argc, argv)) return cli.exit_code();
+#include <algorithm>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -43,6 +44,29 @@ class Cli {
   // Binds --name (no value) to target = true.
   Cli& flag(const std::string& name, bool& target, const std::string& help) {
     options_.push_back({name, help, "", true, [&target](const std::string&) { target = true; }});
+    return *this;
+  }
+  // Binds --name A,B,C to a list (empty items skipped); the help shows the current list as default.
+  template <class T>
+  Cli& list_option(const std::string& name, std::vector<T>& target, const std::string& help) {
+    std::string shown;
+    for (const T& v : target) {
+      if (!shown.empty()) shown += ',';  // not "," + to_string(v): GCC 12 warns there (-Wrestrict, a false positive)
+      shown += to_string(v);
+    }
+    options_.push_back({name, help, shown, false, [&target, name](const std::string& v) {
+                          target.clear();
+                          for (size_t begin = 0; begin <= v.size();) {
+                            const size_t end = std::min(v.find(',', begin), v.size());
+                            if (end > begin) target.push_back(parse_value<T>(name, v.substr(begin, end - begin)));
+                            begin = end + 1;
+                          }
+                        }});
+    return *this;
+  }
+  // Text printed after the options in --help: lists and notes too long for one option's line.
+  Cli& epilogue(std::string text) {
+    epilogue_ = std::move(text);
     return *this;
   }
 
@@ -88,6 +112,7 @@ class Cli {
                   o.is_flag || o.default_value.empty() ? "" : (" (default " + o.default_value + ")").c_str());
     }
     std::printf("  %-24s this text\n", "--help");
+    if (!epilogue_.empty()) std::printf("\n%s\n", epilogue_.c_str());
   }
 
  private:
@@ -144,6 +169,7 @@ class Cli {
   std::string program_, description_;
   std::vector<Option> options_;
   std::vector<std::string*> paths_;
+  std::string epilogue_;
   int exit_code_ = 0;
 };
 

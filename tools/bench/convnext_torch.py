@@ -20,7 +20,9 @@ Errors go to stderr with exit status 1 (e.g. torch not installed).
 import argparse
 import os
 import sys
-import time
+
+sys.path.insert(0, os.path.dirname(os.path.realpath(__file__)))  # common.py, next to this script
+import common  # noqa: E402
 
 
 def main() -> int:
@@ -41,25 +43,10 @@ def main() -> int:
         print(f"convnext_torch.py: cannot import torch/torchvision: {e}", file=sys.stderr)
         return 1
 
-    torch.set_num_threads(args.threads)
-    torch.manual_seed(0)
-    capability = "unknown"
-    try:
-        capability = torch.backends.cpu.get_cpu_capability()
-    except AttributeError:  # torch < 2.0: read it off the build report
-        for line in torch.__config__.show().splitlines():
-            if "CPU capability usage" in line:
-                capability = line.split(":", 1)[1].strip()
-    print(f"torch_info torch={torch.__version__} torchvision={torchvision.__version__} "
-          f"threads={torch.get_num_threads()} capability={capability} "
-          f"mkldnn={int(torch.backends.mkldnn.is_available())} "
-          f"openblas_coretype={os.environ.get('OPENBLAS_CORETYPE', 'unset')} "
-          f"memory_format={'channels_last' if args.channels_last else 'contiguous'}", flush=True)
+    common.start(torch, args.threads, versions={"torchvision": torchvision.__version__},
+                 extra={"memory_format": "channels_last" if args.channels_last else "contiguous"})
 
-    for arch in args.archs.split(","):
-        arch = arch.strip()
-        if not arch:
-            continue
+    for arch in common.split(args.archs):
         make = getattr(torchvision.models, f"convnext_{arch}", None)
         if make is None:
             print(f"convnext_torch.py: torchvision has no convnext_{arch}", file=sys.stderr)
@@ -67,21 +54,16 @@ def main() -> int:
         model = make().eval()  # random weights: no download
         if args.channels_last:
             model = model.to(memory_format=torch.channels_last)
-        for batch in (int(b) for b in args.batches.split(",") if b.strip()):
+        for batch in (int(b) for b in common.split(args.batches)):
             x = torch.randn(batch, 3, args.size, args.size)
             if args.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
-            times = []
             with torch.no_grad():
-                model(x)  # warm-up: allocator, oneDNN primitive caches
-                for _ in range(args.repeats):
-                    t0 = time.perf_counter()
-                    model(x)
-                    times.append(time.perf_counter() - t0)
+                times = common.timed(lambda: model(x), args.repeats)
             best = min(times)
-            print(f"torch_result arch={arch} batch={batch} size={args.size} threads={torch.get_num_threads()} "
-                  f"repeats={args.repeats} best_s={best:.6f} mean_s={sum(times) / len(times):.6f} "
-                  f"images_per_s={batch / best:.4f}", flush=True)
+            common.line("torch_result", arch=arch, batch=batch, size=args.size, threads=torch.get_num_threads(),
+                        repeats=args.repeats, best_s=f"{best:.6f}", mean_s=f"{common.mean(times):.6f}",
+                        images_per_s=f"{batch / best:.4f}")
         del model
     return 0
 

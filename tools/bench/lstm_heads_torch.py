@@ -34,7 +34,9 @@ Errors go to stderr with exit status 1 (e.g. torch not installed).
 import argparse
 import os
 import sys
-import time
+
+sys.path.insert(0, os.path.dirname(os.path.realpath(__file__)))  # common.py, next to this script
+import common  # noqa: E402
 
 HEADS = ("lstm", "bilstm", "attention", "stacked")
 
@@ -85,52 +87,25 @@ def main() -> int:
     try:
         import torch
         from torch import nn
-        import torch.nn.functional as F
     except ImportError as e:  # the C++ side prints "PyTorch figure unavailable"
         print(f"lstm_heads_torch.py: cannot import torch: {e}", file=sys.stderr)
         return 1
 
-    torch.set_num_threads(args.threads)
-    torch.manual_seed(0)
-    capability = "unknown"
-    try:
-        capability = torch.backends.cpu.get_cpu_capability()
-    except AttributeError:  # torch < 2.0: read it off the build report
-        for line in torch.__config__.show().splitlines():
-            if "CPU capability usage" in line:
-                capability = line.split(":", 1)[1].strip()
-    print(f"torch_info torch={torch.__version__} threads={torch.get_num_threads()} capability={capability} "
-          f"mkldnn={int(torch.backends.mkldnn.is_available())} "
-          f"openblas_coretype={os.environ.get('OPENBLAS_CORETYPE', 'unset')}", flush=True)
+    common.start(torch, args.threads)
 
-    for name in (h.strip() for h in args.heads.split(",")):
-        if not name:
-            continue
+    for name in common.split(args.heads):
         if name not in HEADS:
             print(f"lstm_heads_torch.py: unknown head {name} (one of {', '.join(HEADS)})", file=sys.stderr)
             return 1
         net = build(name, torch, nn, args.features).train()
-        opt = torch.optim.Adam(net.parameters(), lr=1e-4, eps=1e-7)
+        step = common.keras_adam_step(torch, net)
         x = torch.randn(args.batch, args.frames, args.features)
         y = torch.arange(args.batch) % 2
-
-        def step():
-            opt.zero_grad()
-            loss = F.cross_entropy(net(x), y)
-            loss.backward()
-            opt.step()
-
-        step()  # warm-up: allocator, oneDNN primitives
-        times = []
-        for _ in range(args.repeats):
-            t0 = time.perf_counter()
-            step()
-            times.append(time.perf_counter() - t0)
-        params = sum(p.numel() for p in net.parameters())
-        print(f"torch_result head={name} params={params} batch={args.batch} frames={args.frames} features={args.features} "
-              f"threads={torch.get_num_threads()} repeats={args.repeats} step_s={min(times):.6f} "
-              f"mean_s={sum(times) / len(times):.6f}", flush=True)
-        del net, opt
+        times = common.timed(lambda: step(x, y), args.repeats)
+        common.line("torch_result", head=name, params=common.parameter_count(net), batch=args.batch,
+                    frames=args.frames, features=args.features, threads=torch.get_num_threads(),
+                    repeats=args.repeats, step_s=f"{min(times):.6f}", mean_s=f"{common.mean(times):.6f}")
+        del net, step
     return 0
 
 

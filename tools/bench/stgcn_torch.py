@@ -43,6 +43,9 @@ import time
 import types
 
 HERE = os.path.dirname(os.path.realpath(__file__))  # through the runfiles symlink to tools/bench
+sys.path.insert(0, HERE)  # common.py, next to this script
+import common  # noqa: E402  (not tools/fixtures/common.py: load_reference_models drops that import)
+
 FIXTURES = os.path.join(HERE, "..", "fixtures")
 MODELS = ("lstm-recurrent", "lstm-averaging", "pooled-recurrent", "pooled-averaging", "lstm-yan")
 
@@ -152,57 +155,27 @@ def main() -> int:
     ref.V = graph_reference.V  # 68 points
     ref.SMALL = graph_reference.GRAPHS["mesh"]  # the authors' mesh, as stpain's FaceMesh68
 
-    torch.set_num_threads(args.threads)
-    torch.manual_seed(0)
-    capability = "unknown"
-    try:
-        capability = torch.backends.cpu.get_cpu_capability()
-    except AttributeError:  # torch < 2.0: read it off the build report
-        for line in torch.__config__.show().splitlines():
-            if "CPU capability usage" in line:
-                capability = line.split(":", 1)[1].strip()
-    print(f"torch_info torch={torch.__version__} threads={torch.get_num_threads()} capability={capability} "
-          f"mkldnn={int(torch.backends.mkldnn.is_available())} "
-          f"openblas_coretype={os.environ.get('OPENBLAS_CORETYPE', 'unset')}", flush=True)
+    common.start(torch, args.threads)
 
-    for name in (m.strip() for m in args.models.split(",")):
-        if not name:
-            continue
+    for name in common.split(args.models):
         if name not in MODELS:
             print(f"stgcn_torch.py: unknown model {name} (one of {', '.join(MODELS)})", file=sys.stderr)
             return 1
         net = build(name, ref, graph_reference, torch, nn, F).train()
-        opt = torch.optim.Adam(net.parameters(), lr=1e-4, eps=1e-7)
+        step = common.keras_adam_step(torch, net)
         x = torch.randn(args.batch, args.frames, ref.V, 2)
         y = torch.arange(args.batch) % 2
-
-        def step(xb, yb):
-            opt.zero_grad()
-            loss = F.cross_entropy(net(xb), yb)
-            loss.backward()
-            opt.step()
-
-        step(x, y)  # warm-up: allocator, oneDNN primitives
-        times = []
-        for _ in range(args.repeats):
-            t0 = time.perf_counter()
-            step(x, y)
-            times.append(time.perf_counter() - t0)
-        params = sum(p.numel() for p in net.parameters())
-        fields = (f"model={name} params={params} batch={args.batch} frames={args.frames} threads={torch.get_num_threads()} "
-                  f"repeats={args.repeats} step_s={min(times):.6f} mean_s={sum(times) / len(times):.6f}")
+        times = common.timed(lambda: step(x, y), args.repeats)
+        fields = dict(model=name, params=common.parameter_count(net), batch=args.batch, frames=args.frames,
+                      threads=torch.get_num_threads(), repeats=args.repeats, step_s=f"{min(times):.6f}",
+                      mean_s=f"{common.mean(times):.6f}")
         if args.eval_batch > 0:
             xe = torch.randn(args.eval_batch, args.frames, ref.V, 2)
             net.eval()
             with torch.no_grad():
-                net(xe)
-                evals = []
-                for _ in range(max(1, args.repeats // 2)):
-                    t0 = time.perf_counter()
-                    net(xe)
-                    evals.append(time.perf_counter() - t0)
+                evals = common.timed(lambda: net(xe), max(1, args.repeats // 2))
             net.train()
-            fields += f" eval_batch={args.eval_batch} eval_s={min(evals):.6f}"
+            fields.update(eval_batch=args.eval_batch, eval_s=f"{min(evals):.6f}")
         if args.epochs > 0:
             data = torch.randn(args.train_clips, args.frames, ref.V, 2)
             labels = torch.arange(args.train_clips) % 2
@@ -212,9 +185,9 @@ def main() -> int:
                 for s in range(0, args.train_clips, args.batch):
                     rows = order[s:s + args.batch]
                     step(data[rows], labels[rows])
-            fields += f" epochs={args.epochs} train_clips={args.train_clips} run_s={time.perf_counter() - t0:.3f}"
-        print("torch_result " + fields, flush=True)
-        del net, opt
+            fields.update(epochs=args.epochs, train_clips=args.train_clips, run_s=f"{time.perf_counter() - t0:.3f}")
+        common.line("torch_result", **fields)
+        del net, step
     return 0
 
 
