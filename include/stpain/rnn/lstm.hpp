@@ -248,12 +248,10 @@ Tensor<T, cpu> transposed(const T* w, int64_t rows, int64_t cols) {
     for (int64_t c = 0; c < cols; ++c) t.data()[c * rows + r] = w[r * cols + c];
   return t;
 }
-// dx (+)= dz w_ih for `rows` rows (dx row stride ldx); w_ih_t = w_ih^T.
+// dx (+)= dz w_ih for `rows` rows (dx row stride ldx).
 template <class T>
-void input_gradient(int64_t rows, int64_t in, int64_t G, const T* dz, const T* w_ih, const T* w_ih_t, T* dx,
-                    int64_t ldx, bool accumulate) {
-  if (accumulate) cpu::gemm(false, false, rows, in, G, T(1), dz, G, w_ih, in, T(1), dx, ldx);
-  else gemm_nt<T>(rows, in, G, dz, G, w_ih_t, G, nullptr, dx, ldx);
+void input_gradient(int64_t rows, int64_t in, int64_t G, const T* dz, const T* w_ih, T* dx, int64_t ldx, bool accumulate) {
+  cpu::gemm(false, false, rows, in, G, T(1), dz, G, w_ih, in, accumulate ? T(1) : T(0), dx, ldx);
 }
 }  // namespace lstm_detail
 
@@ -267,7 +265,7 @@ void lstm_sequence_forward(cpu, const LstmSizes& z, const T* x, const T* w_ih, c
   Tensor<T, cpu> xw;  // x w_ih^T + bias [N, S, 4H] for all steps at once
   if (!split.per_step) {
     xw = Tensor<T, cpu>::empty({N * S, G});
-    gemm_nt<T>(N * S, G, in, x, in, w_ih, in, bias, xw.data(), G);
+    cpu::gemm(false, true, N * S, G, in, T(1), x, in, w_ih, in, T(0), xw.data(), G);  // the bias: in the gate kernel
   }
   parallel_chunks(N, split.parts, [&](int64_t, int64_t n0, int64_t n1) {
     const int64_t rows = n1 - n0;
@@ -291,7 +289,7 @@ void lstm_sequence_forward(cpu, const LstmSizes& z, const T* x, const T* w_ih, c
       StridedRows<T> h_copy;
       if (s + 1 < S) h_copy = {cache.h_prev + (z.step(s + 1) * N + n0) * H, H};
       const T* c_prev = s == 0 ? cache.c0 + n0 * H : cache.cells + (z.step(s - 1) * N + n0) * H;
-      lstm_gates_forward_rows(cpu{}, 0, rows, H, StridedRows<T>{gates, G}, static_cast<const T*>(nullptr), addend,
+      lstm_gates_forward_rows(cpu{}, 0, rows, H, StridedRows<T>{gates, G}, split.per_step ? nullptr : bias, addend,
                               StridedRows<const T>{c_prev, H}, StridedRows<T>{cache.cells + (t * N + n0) * H, H},
                               StridedRows<T>{y + (n0 * S + t) * y_row_stride, S * y_row_stride}, h_copy);
     }
@@ -309,7 +307,7 @@ void lstm_sequence_backward(cpu, const LstmSizes& z, const T* x, const T* w_ih, 
   using lstm_detail::input_gradient;
   const int64_t N = z.batch, S = z.steps, H = z.hidden, G = 4 * H, in = z.in;
   const lstm_detail::Split split(z);
-  const Tensor<T, cpu> w_ih_t = lstm_detail::transposed(w_ih, G, in), w_hh_t = lstm_detail::transposed(w_hh, G, H);
+  const Tensor<T, cpu> w_hh_t = lstm_detail::transposed(w_hh, G, H);
   // Per part, step by step: dW_ih [4H, in], dW_hh [4H, H], db [4H]. Otherwise dz of every step, time-major.
   std::vector<Tensor<T, cpu>> acc;
   for (int64_t p = 0; split.per_step && p < split.parts; ++p) acc.push_back(Tensor<T, cpu>::zeros({G * (in + H + 1)}));
@@ -332,7 +330,7 @@ void lstm_sequence_backward(cpu, const LstmSizes& z, const T* x, const T* w_ih, 
       if (!split.per_step) continue;
       // dx_t = dz w_ih; dW_ih += dz^T x_t; dW_hh += dz^T h_{t-1}; db += sum dz.
       T* dw_ih = acc[static_cast<size_t>(part)].data();
-      input_gradient(rows, in, G, dz, w_ih, w_ih_t.data(), dx + (n0 * S + t) * in, S * in, accumulate_dx);
+      input_gradient(rows, in, G, dz, w_ih, dx + (n0 * S + t) * in, S * in, accumulate_dx);
       cpu::gemm(true, false, G, in, rows, T(1), dz, G, x + (n0 * S + t) * in, S * in, T(1), dw_ih, in);
       cpu::gemm(true, false, G, H, rows, T(1), dz, G, cache.h_prev + (t * N + n0) * H, H, T(1), dw_ih + G * in, H);
       if (grads.b_ih) accumulate_column_sums(cpu{}, dz, dw_ih + G * (in + H), rows, G);
@@ -359,7 +357,7 @@ void lstm_sequence_backward(cpu, const LstmSizes& z, const T* x, const T* w_ih, 
   Tensor<T, cpu> dz = Tensor<T, cpu>::empty({N * S, G});  // batch-first
   for (int64_t t = 0; t < S; ++t)
     for (int64_t n = 0; n < N; ++n) std::copy_n(dgates.data() + (t * N + n) * G, G, dz.data() + (n * S + t) * G);
-  input_gradient(N * S, in, G, dz.data(), w_ih, w_ih_t.data(), dx, in, accumulate_dx);
+  input_gradient(N * S, in, G, dz.data(), w_ih, dx, in, accumulate_dx);
   cpu::gemm(true, false, G, in, N * S, T(1), dz.data(), G, x, in, T(1), grads.w_ih, in);
 }
 
