@@ -56,7 +56,7 @@ void extract_images(const Options& o, Backbone& b) {
   FaceCropOptions crop;
   if (o.face_crop) {
     LandmarkDetector detector;
-    images = crop_frames(images, clip_face_box(detector, images, o.image.empty() ? o.frames : o.image, crop));
+    images = crop_to_face(detector, images, o.image.empty() ? o.frames : o.image, crop);
   }
   const FrameFeatures f = b.extract(preprocess_frames(images, pre), o.batch);
   std::vector<safetensors::Entry> entries = {safetensors::entry("features", f.features)};
@@ -95,7 +95,7 @@ void extract_pemf(const Options& o, Backbone& b) {
   if (o.face_crop) {
     detector.emplace();
     eo.crop = [&](const std::vector<cv::Mat>& images, const PemfClip& clip) {
-      return crop_frames(images, clip_face_box(*detector, images, clip.id, crop));
+      return crop_to_face(*detector, images, clip.id, crop);
     };
     eo.crop_description = crop.describe();
   }

@@ -119,7 +119,7 @@ Prediction run_visual_model(const safetensors::File& ckpt, const ModelCard& card
   if (!card.get_or("face_crop", "").empty()) {  // one box for the whole input, probed every ~20 frames
     LandmarkDetector detector;
     const int probes = std::max(3, static_cast<int>(frames.size() / 20));
-    input = crop_frames(frames, clip_face_box(detector, frames, source, {.probe_frames = probes}));
+    input = crop_to_face(detector, frames, source, {.probe_frames = probes});
   }
   const Tensor<float> features = backbone.extract(preprocess_frames(input, pre), 8).features;  // [frames, dim]
   STPAIN_CHECK(features.size(1) == card.get_int("head.input_size"), Error, ckpt.path(), ": the head takes ",

@@ -69,7 +69,7 @@ int main(int argc, char** argv) {
         const PemfClip& clip = index.clips[static_cast<size_t>(c)];
         // The whole clip is read so the face box is the one extract_features finds.
         std::vector<cv::Mat> images = extraction_detail::read_clip_images(clip), kept;
-        if (detector) images = crop_frames(images, clip_face_box(*detector, images, clip.id));
+        if (detector) images = crop_to_face(*detector, images, clip.id);
         for (size_t f = 0; f < images.size(); f += static_cast<size_t>(every)) kept.push_back(images[f]);
         const Tensor<float> x = preprocess_frames(kept, pre);
         std::copy(x.begin(), x.end(), s.x.data() + row * 3 * size * size);

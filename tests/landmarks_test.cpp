@@ -333,6 +333,7 @@ TEST_CASE("clip_face_box covers the face of every probe frame with the margin; f
   REQUIRE(cropped.size() == frames.size());
   CHECK(cropped[3].size() == box.size());
   CHECK(cv::norm(cropped[3], frames[3](box), cv::NORM_INF) == 0);
+  CHECK(cv::norm(crop_to_face(detector(), frames, "S001/Posed Pain", o)[3], cropped[3], cv::NORM_INF) == 0);
   std::vector<cv::Mat> small = frames;
   small[5] = cv::Mat(64, 64, CV_8UC3, cv::Scalar::all(0));
   CHECK_THROWS_AS(crop_frames(small, box), ShapeError);

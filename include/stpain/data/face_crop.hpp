@@ -73,4 +73,10 @@ inline std::vector<cv::Mat> crop_frames(const std::vector<cv::Mat>& frames, cons
   return out;
 }
 
+// The clip's frames cut to its face box: what the visual pipeline feeds the network.
+inline std::vector<cv::Mat> crop_to_face(LandmarkDetector& detector, const std::vector<cv::Mat>& frames,
+                                         const std::string& clip, const FaceCropOptions& o = {}) {
+  return crop_frames(frames, clip_face_box(detector, frames, clip, o));
+}
+
 }  // namespace stpain
