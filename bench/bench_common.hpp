@@ -3,6 +3,7 @@
 // stgcn_bench) share: running their reference script in the same run and
 // reading its figures, the machine load, timing, random inputs, and one
 // training step as fit() takes it.
+#include <algorithm>
 #include <array>
 #include <chrono>
 #include <cstdio>
@@ -18,6 +19,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "examples/cli.hpp"
 #include "stpain/core/random.hpp"
 #include "stpain/train/loss.hpp"
 #include "stpain/train/optim.hpp"
@@ -63,6 +65,39 @@ inline std::string find_script(const std::string& given, const std::string& rel,
   }
   return rel;
 }
+
+// What every benchmark next to PyTorch takes: timing, the machine, and the
+// PyTorch side. A program's Options derive from it and set their defaults.
+struct ComparisonOptions {
+  int repeats = 3, rounds = 2, threads = 2;
+  double wait_idle = 0;
+  bool torch = true;
+  std::string python = "/usr/bin/python3", torch_script;
+  std::string default_script;  // the workspace path of the program's reference script
+
+  // --repeats, --rounds, --wait-idle, --threads, --no-torch, --python, --torch-script.
+  void add_options(examples::Cli& cli, const std::string& script, const std::string& python_needs) {
+    default_script = script;
+    cli.option("--repeats", repeats, "timed calls per measurement after one warm-up, best kept")
+        .option("--rounds", rounds,
+                "rounds (PyTorch, then stpain, in each); the best round is kept (more on a busy machine)")
+        .option("--wait-idle", wait_idle,
+                "before each timing, wait up to this many seconds for other processes to go quiet (0: do not wait)")
+        .option("--threads", threads, "threads for stpain and torch.set_num_threads")
+        .flag("--no-torch", torch, "skip the PyTorch figures", false)
+        .option("--python", python, "Python with " + python_needs)
+        .path_option("--torch-script", torch_script, script + " (default: found from the runfiles or the workspace)");
+  }
+  // The reference script to run ("" with --no-torch).
+  std::string script(const char* argv0) const { return torch ? find_script(torch_script, default_script, argv0) : ""; }
+  // After parsing: values the loops can use (at least one call, round and thread).
+  void make_usable() {
+    repeats = std::max(1, repeats);
+    rounds = std::max(1, rounds);
+    wait_idle = std::max(0.0, wait_idle);
+    threads = std::max(1, threads);
+  }
+};
 
 // What a reference script printed: its torch_info line and every torch_result line's fields.
 struct ScriptRun {

@@ -27,17 +27,10 @@ using namespace stpain;
 
 namespace {
 
-struct Options {
+struct Options : bench::ComparisonOptions {
   std::vector<std::string> archs = {"tiny", "base"};
   std::vector<int64_t> batches = {1, 8};
-  int repeats = 3;
-  int rounds = 2;
-  double wait_idle = 0;  // seconds to wait for other processes to go quiet before each point
-  int threads = 2;
   int64_t size = 224;
-  bool torch = true;
-  std::string python = "/usr/bin/python3";
-  std::string torch_script;  // found next to the program when empty
   // XLarge projection: measured at this batch for this many timed calls
   // (0: extrapolated from the FLOPs at the last arch's GFLOP/s instead).
   int64_t xlarge_batch = 8;
@@ -108,22 +101,10 @@ void print_row(const std::string& arch, int64_t batch, double gmacs, double seco
 
 int main(int argc, char** argv) {
   Options o;
-  bool no_torch = false;
   examples::Cli cli("convnext_bench", "ConvNeXt forward images/s (eval mode) of stpain next to torchvision, same run");
   cli.list_option("--archs", o.archs, "comma-separated variants, any of atto..xlarge")
       .list_option("--batches", o.batches, "comma-separated batch sizes")
-      .option("--repeats", o.repeats, "timed calls per point after one warm-up, best kept")
-      .option("--rounds", o.rounds,
-              "rounds over all points, torchvision then stpain in each; the best round is kept (more on a busy machine)")
-      .option("--wait-idle", o.wait_idle,
-              "before each point, wait up to this many seconds until other processes use less than a tenth of a core "
-              "(0: do not wait)")
-      .option("--threads", o.threads, "threads for stpain and torch.set_num_threads")
       .option("--size", o.size, "image height and width (at least 32)")
-      .flag("--no-torch", no_torch, "skip the PyTorch figures")
-      .option("--python", o.python, "Python with torch and torchvision")
-      .path_option("--torch-script", o.torch_script,
-                   "tools/bench/convnext_torch.py (default: found from the runfiles or the workspace)")
       .option("--xlarge-batch", o.xlarge_batch, "batch of the XLarge measurement")
       .option("--xlarge-iterations", o.xlarge_iterations,
               "timed XLarge calls after one warm-up (0: extrapolate the projection from XLarge's FLOPs at the last "
@@ -132,13 +113,9 @@ int main(int argc, char** argv) {
       .option("--frames", o.frames, "frames per clip of the dataset of the projection")
       .epilogue("Figures: stpain and torchvision images/s, their ratio, stpain GFLOP/s (2 FLOPs per multiply-add of\n"
                 "the convolutions and linear layers) and its share of the FMA peak measured at start.");
+  o.add_options(cli, "tools/bench/convnext_torch.py", "torch and torchvision");
   if (!cli.parse(argc, argv)) return cli.exit_code();
-  o.torch = !no_torch;
-  // Values the loops can use: at least one timed call, round and thread.
-  o.repeats = std::max(1, o.repeats);
-  o.rounds = std::max(1, o.rounds);
-  o.wait_idle = std::max(0.0, o.wait_idle);
-  o.threads = std::max(1, o.threads);
+  o.make_usable();
   o.xlarge_batch = std::max<int64_t>(1, o.xlarge_batch);
   o.xlarge_iterations = std::max(0, o.xlarge_iterations);
   for (const auto& arch : o.archs) ConvNeXtConfig::variant(arch);  // unknown names fail before any timing
@@ -158,8 +135,7 @@ int main(int argc, char** argv) {
   // another process on a core halves it.
   if (o.wait_idle > 0) bench::wait_until_idle(o.wait_idle);
   const double peak_before = bench::measure_peak_gflops(o.threads);
-  const std::string script =
-      o.torch ? bench::find_script(o.torch_script, "tools/bench/convnext_torch.py", argv[0]) : "";
+  const std::string script = o.script(argv[0]);
   std::string torch_info;  // the script's torch_info line, printed under the table
 
   // Every round times each (arch, batch) with torchvision, then with stpain;

@@ -28,17 +28,11 @@ namespace {
 
 const std::vector<std::string> kHeads = {"lstm", "bilstm", "attention", "stacked"};
 
-struct Options {
+struct Options : bench::ComparisonOptions {
+  Options() { repeats = 10; }
   std::vector<std::string> heads = kHeads;
   int64_t batch = 8, frames = 20, features = 2048;
-  int repeats = 10;
-  int rounds = 2;
-  double wait_idle = 0;
-  int threads = 2;
-  bool torch = true;
   bool profile = false;
-  std::string python = "/usr/bin/python3";
-  std::string torch_script;
 };
 
 // Time per layer of the head (forward, then backward), averaged over `steps` steps.
@@ -99,7 +93,6 @@ void profile_head(Head& head, const Tensor<float>& x, std::span<const int64_t> y
 
 int main(int argc, char** argv) {
   Options o;
-  bool no_torch = false;
   examples::Cli cli("lstm_heads_bench",
                     "training-step time (forward + backward + Adam) of the four sequence heads, stpain next to\n"
                     "the same PyTorch models (tools/bench/lstm_heads_torch.py) in the same run");
@@ -107,29 +100,15 @@ int main(int argc, char** argv) {
       .option("--batch", o.batch, "sequences per step")
       .option("--frames", o.frames, "time steps")
       .option("--features", o.features, "features per step (the default is ConvNeXt-XLarge's)")
-      .option("--repeats", o.repeats, "timed steps per head after one warm-up, best kept")
-      .option("--rounds", o.rounds,
-              "rounds (PyTorch, then stpain, each round); the best round is kept (more on a busy machine)")
-      .option("--wait-idle", o.wait_idle,
-              "before each side of a round, wait up to this many seconds for other processes to go quiet")
-      .option("--threads", o.threads, "threads for stpain and torch.set_num_threads")
       .flag("--profile", o.profile, "also print stpain's time per layer (forward and backward) of each head")
-      .flag("--no-torch", no_torch, "skip the PyTorch figures")
-      .option("--python", o.python, "Python with torch")
-      .path_option("--torch-script", o.torch_script,
-                   "tools/bench/lstm_heads_torch.py (default: found from the runfiles or the workspace)")
       .epilogue("Sizes are stpain's defaults (SequenceHeadOptions, the authors' Keras code): 128 units in the first "
                 "recurrent\nlayer (per direction), 64 in the second and third, Dense 128, 2 classes.");
+  o.add_options(cli, "tools/bench/lstm_heads_torch.py", "torch");
   if (!cli.parse(argc, argv)) return cli.exit_code();
-  o.torch = !no_torch;
-  // Values the loops can use: at least one step, round and thread.
+  o.make_usable();
   o.batch = std::max<int64_t>(1, o.batch);
   o.frames = std::max<int64_t>(1, o.frames);
   o.features = std::max<int64_t>(1, o.features);
-  o.repeats = std::max(1, o.repeats);
-  o.rounds = std::max(1, o.rounds);
-  o.wait_idle = std::max(0.0, o.wait_idle);
-  o.threads = std::max(1, o.threads);
   for (const auto& h : o.heads)
     if (std::find(kHeads.begin(), kHeads.end(), h) == kHeads.end()) {
       std::fprintf(stderr, "lstm_heads_bench: unknown head '%s' (lstm, bilstm, attention or stacked)\n", h.c_str());
@@ -147,7 +126,7 @@ int main(int argc, char** argv) {
 
   const Tensor<float> x = bench::random_normal({o.batch, o.frames, o.features}, 7);
   const std::vector<int64_t> y = bench::alternating_labels(o.batch);
-  const std::string script = o.torch ? bench::find_script(o.torch_script, "tools/bench/lstm_heads_torch.py", argv[0]) : "";
+  const std::string script = o.script(argv[0]);
   std::map<std::string, double> best, torch_best;
   std::map<std::string, int64_t> params, torch_params;
   std::string torch_info, torch_error;

@@ -40,22 +40,16 @@ namespace {
 const std::vector<std::string> kModels = {"lstm-recurrent", "lstm-averaging", "pooled-recurrent", "pooled-averaging",
                                           "lstm-yan"};
 
-struct Options {
+struct Options : bench::ComparisonOptions {
+  Options() { repeats = 5; }
   std::vector<std::string> models = {"lstm-recurrent", "lstm-averaging"};
   int64_t batch = 10, frames = 20;
-  int repeats = 5;
-  int rounds = 2;
-  double wait_idle = 0;
-  int threads = 2;
   int64_t clips = 272;
   int64_t epochs = 2;       // stpain epochs measured for the projection
   int64_t run_epochs = 150; // the run projected (or, with --full-run, run)
   bool full_run = false;
   int64_t torch_epochs = 0;
-  bool torch = true;
   bool profile = false;
-  std::string python = "/usr/bin/python3";
-  std::string torch_script;
 };
 
 struct ModelKind {
@@ -146,18 +140,12 @@ void profile(const Options& o, const std::string& name) {
 
 int main(int argc, char** argv) {
   Options o;
-  bool no_torch = false;
   examples::Cli cli("stgcn_bench",
                     "training speed of STGCN / STGCN-LSTM over the 68-point face mesh, stpain next to the same\n"
                     "PyTorch models (tools/bench/stgcn_torch.py) in the same run");
   cli.list_option("--models", o.models, "comma-separated, from the list below")
       .option("--batch", o.batch, "clips per training step")
       .option("--frames", o.frames, "frames per clip")
-      .option("--repeats", o.repeats, "timed steps after one warm-up, best kept")
-      .option("--rounds", o.rounds, "rounds (PyTorch, then stpain, each round); the best round is kept")
-      .option("--wait-idle", o.wait_idle,
-              "before each side of a round, wait up to this many seconds for other processes to go quiet")
-      .option("--threads", o.threads, "threads for stpain and torch.set_num_threads")
       .option("--clips", o.clips, "clips of the training run, split 80/20 into training and validation")
       .option("--epochs", o.epochs, "stpain epochs run with fit() to measure the time per epoch (0: no run)")
       .option("--run-epochs", o.run_epochs, "the run whose time is projected: this many epochs")
@@ -167,10 +155,6 @@ int main(int argc, char** argv) {
       .option("--torch-epochs", o.torch_epochs,
               "also measure this many PyTorch epochs (0: project them from its step and eval times)")
       .flag("--profile", o.profile, "also print stpain's time per layer (forward, backward) at the step's shapes")
-      .flag("--no-torch", no_torch, "skip the PyTorch figures")
-      .option("--python", o.python, "Python with torch")
-      .path_option("--torch-script", o.torch_script,
-                   "tools/bench/stgcn_torch.py (default: found from the runfiles or the workspace)")
       .epilogue(
           "models:\n"
           "  lstm-recurrent    STGCN-LSTM, the paper's block with recurrent attention (default block)\n"
@@ -181,15 +165,12 @@ int main(int argc, char** argv) {
           "Sizes are stpain's defaults (STGCNOptions, PaperSTGCNBlock::Options, the authors' code): 64 temporal "
           "channels\n(k 9), 64 hidden, 68 node features, 3 x 16 branch channels (k 9, 15, 20), dropout 0.25, LSTM 15 "
           "and 20.");
+  o.add_options(cli, "tools/bench/stgcn_torch.py", "torch");
   if (!cli.parse(argc, argv)) return cli.exit_code();
-  o.torch = !no_torch;
-  // Values the run can use: at least one step, round and thread, two clips to split.
+  o.make_usable();
+  // Values the run can use: at least one step, two clips to split.
   o.batch = std::max<int64_t>(1, o.batch);
   o.frames = std::max<int64_t>(1, o.frames);
-  o.repeats = std::max(1, o.repeats);
-  o.rounds = std::max(1, o.rounds);
-  o.wait_idle = std::max(0.0, o.wait_idle);
-  o.threads = std::max(1, o.threads);
   o.clips = std::max<int64_t>(2, o.clips);
   o.epochs = std::max<int64_t>(0, o.epochs);
   o.run_epochs = std::max<int64_t>(1, o.run_epochs);
@@ -226,7 +207,7 @@ int main(int argc, char** argv) {
     std::optional<double> torch_step, torch_eval, torch_epoch;
   };
   std::map<std::string, Figures> fig;
-  const std::string script = o.torch ? bench::find_script(o.torch_script, "tools/bench/stgcn_torch.py", argv[0]) : "";
+  const std::string script = o.script(argv[0]);
   std::string torch_info, torch_error;
   auto keep_min = [](std::optional<double>& slot, double v) { slot = std::min(slot.value_or(1e30), v); };
 

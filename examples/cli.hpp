@@ -41,9 +41,9 @@ class Cli {
     paths_.push_back(&target);
     return *this;
   }
-  // Binds --name (no value) to target = true.
-  Cli& flag(const std::string& name, bool& target, const std::string& help) {
-    options_.push_back({name, help, "", true, [&target](const std::string&) { target = true; }});
+  // Binds --name (no value) to target = set_to (true, or false for a --no-... flag).
+  Cli& flag(const std::string& name, bool& target, const std::string& help, bool set_to = true) {
+    options_.push_back({name, help, "", true, [&target, set_to](const std::string&) { target = set_to; }});
     return *this;
   }
   // Binds --name A,B,C to a list (empty items skipped); the help shows the current list as default.
