@@ -136,35 +136,35 @@ void pack_panel(const T* b, int64_t ldb, int64_t n0, int64_t cols, int64_t k0, i
 
 // One MR x NR tile: c = (load_c ? c : init) + a[0:MR, 0:kc] * panel, where
 // init is the bias (NR values) or zero. `a` is A's rows in place (stride lda).
+// The loops are plain loops that GCC unrolls completely, so the accumulators
+// become registers. (Written with simd::unroll's lambdas, the closure holds
+// acc's address: GCC 12 then keeps acc in memory and stores all MR x NV
+// accumulators on every k step, which halved the speed on cores with one
+// 512-bit store per cycle.)
 template <int64_t MR, class T>
 [[gnu::always_inline]] inline void kernel(int64_t kc, const T* a, int64_t lda, const T* panel, const T* bias,
                                           bool load_c, T* c, int64_t ldc) {
   using V = typename simd::Vector<T>::type;
   constexpr int64_t NV = Tile<T>::NV, NR = Tile<T>::NR, lanes = Tile<T>::lanes;
   V acc[MR * NV];
-  if (load_c) {
-    unroll<MR * NV>([&](auto i) { acc[i] = simd::load<V>(c + (i / NV) * ldc + (i % NV) * lanes); });
-  } else if (bias) {
-    V b[NV];
-    unroll<NV>([&](auto j) { b[j] = simd::load<V>(bias + j * lanes); });
-    unroll<MR * NV>([&](auto i) { acc[i] = b[i % NV]; });
-  } else {
-    unroll<MR * NV>([&](auto i) { acc[i] = V{}; });
-  }
-  const T* a_row[MR];
-  unroll<MR>([&](auto r) { a_row[r] = a + r * lda; });
+#pragma GCC unroll 64
+  for (int64_t i = 0; i < MR * NV; ++i)
+    acc[i] = load_c ? simd::load<V>(c + (i / NV) * ldc + (i % NV) * lanes)
+             : bias ? simd::load<V>(bias + (i % NV) * lanes)
+                    : V{};
   for (int64_t k = 0; k < kc; ++k) {
     V b[NV];
-    unroll<NV>([&](auto j) { b[j] = simd::load<V>(panel + k * NR + j * lanes); });
-    unroll<MR>([&](auto r) {
-      const T av = a_row[r][k];
-      unroll<NV>([&](auto j) { acc[r * NV + j] += av * b[j]; });
-    });
+#pragma GCC unroll 8
+    for (int64_t j = 0; j < NV; ++j) b[j] = simd::load<V>(panel + k * NR + j * lanes);
+#pragma GCC unroll 32
+    for (int64_t r = 0; r < MR; ++r) {
+      const T av = a[r * lda + k];
+#pragma GCC unroll 8
+      for (int64_t j = 0; j < NV; ++j) acc[r * NV + j] += av * b[j];
+    }
   }
-  unroll<MR * NV>([&](auto i) {
-    const V v = acc[i];  // a copy: taking acc's address would keep the tile in memory
-    simd::store(c + (i / NV) * ldc + (i % NV) * lanes, v);
-  });
+#pragma GCC unroll 64
+  for (int64_t i = 0; i < MR * NV; ++i) simd::store(c + (i / NV) * ldc + (i % NV) * lanes, acc[i]);
 }
 
 // A tile of `rows` <= MR rows and `cols` <= NR columns. Partial column tiles
