@@ -112,6 +112,19 @@ void extract_pemf(const Options& o, Backbone& b) {
               r.left_out.empty() ? "" : (", " + std::to_string(r.left_out.size()) + " left out (listed above)").c_str());
 }
 
+// A backbone trained by train_convnext_frames records whether it saw face
+// crops; features taken the other way would silently not match its training.
+void warn_on_crop_mismatch(const Options& o) {
+  if (o.weights.empty()) return;
+  const auto& meta = safetensors::File(o.weights).metadata();
+  const auto it = meta.find("face_crop");
+  if (it == meta.end()) return;  // not one of ours: nothing recorded
+  const bool trained_on_crops = !it->second.empty();
+  if (trained_on_crops != o.face_crop)
+    std::fprintf(stderr, "extract_features: warning: %s was trained %s face crops but --face-crop is %s\n",
+                 o.weights.c_str(), trained_on_crops ? "on" : "without", o.face_crop ? "given" : "not given");
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -146,6 +159,7 @@ int main(int argc, char** argv) {
     Backbone backbone = make_backbone({.arch = o.arch, .weights = o.weights, .no_head = o.no_head,
                                        .seed = static_cast<uint64_t>(o.seed)});
     std::printf("backbone: %s\n", backbone.description.c_str());
+    warn_on_crop_mismatch(o);
     if (o.pemf.empty())
       extract_images(o, backbone);
     else

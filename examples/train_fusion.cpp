@@ -25,9 +25,9 @@
 using namespace stpain;
 
 int main(int argc, char** argv) {
-  std::string features_path, tidy, out = "out/fusion", block = "paper", smote_mode = "on", class_weights = "none";
-  int64_t epochs = 40, visual_epochs = 0, batch = 8, folds = 5, seed = 2001, threads = 2;
-  double lr = 1e-3;
+  std::string features_path, tidy, out = "out/fusion", block = "paper", smote_mode = "on", class_weights = "none", mid_init = "branches";
+  int64_t epochs = 40, visual_epochs = 0, mid_epochs = 0, batch = 8, folds = 5, seed = 2001, threads = 2;
+  double lr = 1e-3, mid_lr_scale = 0.1;
   bool synthetic = false;
   examples::Cli cli("train_fusion", "visual and landmark pipelines alone, late fusion and joint mid fusion, same folds");
   cli.path_option("--features", features_path, "clip features from extract_features --pemf (required)")
@@ -36,6 +36,9 @@ int main(int argc, char** argv) {
       .option("--block", block, "landmark branch block: paper, paper-averaging or stgcn")
       .option("--epochs", epochs, "epochs per model and fold")
       .option("--visual-epochs", visual_epochs, "epochs of the visual branch alone (0: --epochs; it is cheap to train longer)")
+      .option("--mid-init", mid_init, "branches (start from the two trained branches, at their logit mean) or scratch")
+      .option("--mid-epochs", mid_epochs, "epochs of the mid fusion (0: --epochs)")
+      .option("--mid-lr-scale", mid_lr_scale, "with --mid-init branches: its learning rate is --lr times this")
       .option("--batch", batch, "clips per batch")
       .option("--lr", lr, "initial learning rate")
       .option("--smote", smote_mode, "on or off: SMOTE (k=5) on the training clips")
@@ -48,6 +51,7 @@ int main(int argc, char** argv) {
   try {
     STPAIN_CHECK(!features_path.empty() && !tidy.empty(), Error, "--features and --tidy are required");
     STPAIN_CHECK(smote_mode == "on" || smote_mode == "off", Error, "--smote must be on or off");
+    STPAIN_CHECK(mid_init == "branches" || mid_init == "scratch", Error, "--mid-init must be branches or scratch");
     STPAIN_CHECK(class_weights == "none" || class_weights == "balanced", Error, "--class-weights must be none or balanced");
     set_num_threads(static_cast<int>(threads));
     const ClipFeatures f = load_clip_features(features_path);
@@ -139,19 +143,24 @@ int main(int argc, char** argv) {
         keras_init(net);
         results.add("STGCN + LSTM",
                     examples::train_and_test(net, run_with_card("STGCN + LSTM", landmark_card), lt, lv, ls, &landmark_pain));
-      });
-      std::vector<double> late(visual_pain.size());
-      std::vector<int64_t> late_predicted;
-      for (size_t i = 0; i < late.size(); ++i) {
-        late[i] = 0.5 * (visual_pain[i] + landmark_pain[i]);
-        late_predicted.push_back(late[i] >= 0.5);
-      }
-      results.add("late fusion (mean probability)", evaluate_fold(static_cast<int64_t>(k), ls.y, late_predicted, late));
+        std::vector<double> late(visual_pain.size());
+        std::vector<int64_t> late_predicted;
+        for (size_t i = 0; i < late.size(); ++i) {
+          late[i] = 0.5 * (visual_pain[i] + landmark_pain[i]);
+          late_predicted.push_back(late[i] >= 0.5);
+        }
+        results.add("late fusion (mean probability)", evaluate_fold(static_cast<int64_t>(k), ls.y, late_predicted, late));
 
-      with_mid_fusion(kind, dim, head, {}, graph, [&](auto& model) {
-        keras_init(model);
-        results.add("mid fusion (joint)",
-                    examples::train_and_test(model, run("mid fusion (joint)"), jt, joint(vv, lv), joint(vs, ls)));
+        with_mid_fusion(kind, dim, head, {}, graph, [&](auto& model) {
+          keras_init(model);
+          examples::FoldRun mid_run = run("mid fusion (joint)");
+          if (mid_init == "branches") {
+            model.init_from_branches(visual_model, net);
+            mid_run.fit.lr = lr * mid_lr_scale;
+          }
+          if (mid_epochs > 0) mid_run.fit.epochs = mid_epochs;
+          results.add("mid fusion (joint)", examples::train_and_test(model, mid_run, jt, joint(vv, lv), joint(vs, ls)));
+        });
       });
     }
     examples::write_results(results, out);

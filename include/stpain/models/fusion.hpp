@@ -9,6 +9,11 @@
 //   fc        Linear(128 + 20 -> classes) on both branches' features    "fc.*"
 // (Late fusion, the mean of two separately trained models' probabilities,
 // needs no model: see examples/train_fusion.cpp.)
+// init_from_branches() starts the joint model from two trained single-branch
+// models, where it equals their logit-averaging late fusion; joint training
+// then only has to improve on that (from scratch it needs many more clips).
+#include <map>
+
 #include "stpain/compose/concat.hpp"
 #include "stpain/models/sequence_heads.hpp"
 #include "stpain/models/stgcn.hpp"
@@ -47,6 +52,36 @@ class MidFusion {
     const tensor dv = visual_.backward(slice_last_dim(d, 0, visual_width_));
     const tensor dl = landmarks_.backward(slice_last_dim(d, visual_width_, d.size(1) - visual_width_));
     return concat_last_dim<T, B>({dv, dl.reshape({input_shape_[0], input_shape_[1], 2 * nodes_})});
+  }
+
+  // Copies a trained LstmHead (lstm1, lstm2, fc1 -> "visual.*") and a trained
+  // STGCN-LSTM with a classifier ("landmarks.*"); fc becomes the mean of the
+  // two classifiers, fc([v, l]) = (fc2(v) + fc(l)) / 2.
+  template <class VisualHead, class LandmarkNet>
+  void init_from_branches(VisualHead& visual, LandmarkNet& landmarks) {
+    std::map<std::string, const tensor*> source;
+    visual.visit_parameters([&](const std::string& name, auto& p) { source["visual." + name] = &p.value; });
+    landmarks.visit_parameters([&](const std::string& name, auto& p) { source["landmarks." + name] = &p.value; });
+    auto take = [&](const std::string& name, const Shape& shape) -> const tensor& {
+      auto it = source.find(name);
+      STPAIN_CHECK(it != source.end(), ShapeError, "MidFusion::init_from_branches: the branches have no ", name);
+      expect_shape(it->second->shape(), shape, "MidFusion::init_from_branches: " + name);
+      return *it->second;
+    };
+    const int64_t classes = fc_.weight.value.size(0), lw = landmarks_.features();
+    const tensor& wv = take("visual.fc2.weight", {classes, visual_width_});
+    const tensor& wl = take("landmarks.fc.weight", {classes, lw});
+    const tensor& bv = take("visual.fc2.bias", {classes});
+    const tensor& bl = take("landmarks.fc.bias", {classes});
+    for (int64_t c = 0; c < classes; ++c) {
+      for (int64_t j = 0; j < visual_width_; ++j) fc_.weight.value(c, j) = wv(c, j) / 2;
+      for (int64_t j = 0; j < lw; ++j) fc_.weight.value(c, visual_width_ + j) = wl(c, j) / 2;
+      fc_.bias.value[c] = (bv[c] + bl[c]) / 2;
+    }
+    visual_.visit_parameters([&](const std::string& name, auto& p) { p.value.copy_from(take(name, p.value.shape())); },
+                             "visual.");
+    landmarks_.visit_parameters(
+        [&](const std::string& name, auto& p) { p.value.copy_from(take(name, p.value.shape())); }, "landmarks.");
   }
 
   template <class F>
