@@ -6,11 +6,12 @@
 // K and N from a few dozen to a few thousand.
 //
 // Why not only OpenBLAS: the build's OpenBLAS runs its AVX2 kernels when the
-// environment sets OPENBLAS_CORETYPE=Haswell (as the development machine does)
-// and then reaches ~130-185 GFLOP/s on 2 cores for these shapes; this kernel
-// uses the build's full vector width (-march=native: ~340-390 GFLOP/s on the
-// same shapes, 2 Zen 5 cores) and adds the bias while each output tile is in
-// registers. An optional epilogue runs on each finished tile while it is in
+// environment sets OPENBLAS_CORETYPE=Haswell (as the development machine once
+// did) and then reaches ~130-185 GFLOP/s on 2 cores for these shapes; this
+// kernel uses the build's full vector width (-march=native: ~340-390 GFLOP/s
+// on the same shapes, 2 Zen 5 cores; 170-184 per Intel Xeon core, where
+// OpenBLAS' SkylakeX kernels give 100-177) and adds the bias while each
+// output tile is in registers. An optional epilogue runs on each finished tile while it is in
 // L1 (for fusing elementwise work; the layers do not use one at present:
 // GELU is compute-bound and measured as fast in its own pass).
 //
