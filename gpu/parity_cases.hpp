@@ -16,6 +16,7 @@
 #include "stpain/graph/adjacency.hpp"
 #include "stpain/graph/paper_block.hpp"
 #include "stpain/graph/stgcn_block.hpp"
+#include "stpain/layers/conv2d.hpp"
 #include "stpain/layers/reshape.hpp"
 #include "stpain/models/convnext.hpp"
 #include "stpain/models/sequence_heads.hpp"
@@ -85,6 +86,7 @@ inline const std::vector<CaseInfo>& cases() {
       {"ConvNeXt block"}, {"ConvNeXt atto widths (depths 1-1-2-1)"}, {"LSTM head"}, {"Bi-LSTM head"},
       {"attention LSTM head"}, {"stacked LSTM head"}, {"STGCNBlock", 1.0}, {"PaperSTGCNBlock", 1.0},
       {"softmax_cross_entropy"}, {"Adam, 3 steps"}, {"AdditiveAttention"}, {"BatchNorm2d"},
+      {"Conv2d 3x3, stride 2, 2 groups"}, {"Conv2d depthwise 7x7 (NCHW)"},
   };
   return list;
 }
@@ -148,6 +150,8 @@ CaseOutput run_case(int id) {
     }
     case 24: return run_layer(AdditiveAttention<B>(6, 5), {3, 7, 6});
     case 25: return run_layer(BatchNorm2d<B>(3), {2, 3, 4, 5});
+    case 26: return run_layer(Conv2d<B>(4, 6, 3, 2, 1, 2), {2, 4, 9, 8});
+    case 27: return run_layer(Conv2d<B>(6, 6, 7, 1, 3, 6), {2, 6, 10, 9});
     default: throw Error("parity case " + std::to_string(id) + " does not exist");
   }
 }

@@ -17,6 +17,7 @@
 #include "stpain/layers/batch_norm.hpp"
 #include "stpain/models/convnext.hpp"
 #include "stpain/models/sequence_heads.hpp"
+#include "stpain/train/loss.hpp"
 #include "stpain/train/optim.hpp"
 
 using namespace stpain;
@@ -204,6 +205,38 @@ TEST_CASE("depthwise 7x7 NHWC convolution on thrust_host matches cpu") {
   }
   SECTION("3x3 without bias, image smaller than the padding reach") {
     expect_backend_parity([]<class B>() { return DepthwiseConv2dNHWC<B>(5, 3, 1, false); }, {1, 2, 3, 5});
+  }
+}
+
+TEST_CASE("NCHW Conv2d on thrust_host matches cpu (im2col + GEMM, depthwise planes)") {
+  SECTION("3x3, stride 2, padding 1, two groups") {
+    expect_backend_parity([]<class B>() { return Conv2d<B>(4, 6, 3, 2, 1, 2); }, {2, 4, 9, 8});
+  }
+  SECTION("5x3 kernel, stride (2, 1), no bias") {
+    expect_backend_parity([]<class B>() { return Conv2d<B>(3, 5, Size2d(5, 3), Size2d(2, 1), Size2d(2, 0), 1, false); },
+                          {2, 3, 11, 7});
+  }
+  SECTION("1x1 pointwise") { expect_backend_parity([]<class B>() { return Conv2d<B>(5, 7, 1); }, {3, 5, 4, 6}); }
+  SECTION("depthwise 7x7, padding 3") {
+    expect_backend_parity([]<class B>() { return Conv2d<B>(6, 6, 7, 1, 3, 6); }, {2, 6, 10, 9});
+  }
+  SECTION("depthwise 3x3, stride 2") {
+    expect_backend_parity([]<class B>() { return Conv2d<B>(4, 4, 3, 2, 1, 4); }, {2, 4, 7, 8});
+  }
+}
+
+TEST_CASE("softmax cross-entropy on thrust_host matches cpu, with class weights and label smoothing") {
+  const auto logits = random_tensor({6, 4}, 11, 4.0);
+  const std::vector<int64_t> labels{0, 3, 1, 1, 2, 0};
+  auto weighted = [](ClassWeightReduction r) {
+    return CrossEntropyOptions{.class_weights = {0.5, 2.0, 1.0, 1.5}, .weight_reduction = r, .label_smoothing = 0.1};
+  };
+  for (const CrossEntropyOptions& o : {CrossEntropyOptions{}, weighted(ClassWeightReduction::pytorch),
+                                       weighted(ClassWeightReduction::keras)}) {
+    const auto ref = softmax_cross_entropy(logits, labels, o);
+    const auto thr = softmax_cross_entropy(to<thrust_host>(logits), labels, o);
+    CHECK(thr.loss == Approx(ref.loss).epsilon(1e-12));
+    expect_close(thr.grad, ref.grad, "gradient");
   }
 }
 

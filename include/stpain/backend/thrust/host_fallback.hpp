@@ -19,13 +19,6 @@
 
 namespace stpain::backend {
 
-// NCHW convolutions (layers/conv2d.hpp)
-STPAIN_THRUST_HOST_FALLBACK(conv2d_forward)
-STPAIN_THRUST_HOST_FALLBACK(conv2d_backward)
-STPAIN_THRUST_HOST_FALLBACK(depthwise_conv2d_forward)
-STPAIN_THRUST_HOST_FALLBACK(depthwise_conv2d_backward)
-// Cross-entropy reads labels and class weights from host arrays (train/loss.hpp)
-STPAIN_THRUST_HOST_FALLBACK(softmax_cross_entropy_rows)
 // Fused sequence kernels of the LSTM, the temporal convolution and the
 // neighbour attention (rnn/lstm.hpp, graph/temporal_conv.hpp,
 // graph/neighbour_attention.hpp), where those layers use them.
