@@ -86,7 +86,7 @@ const Chain& chain() {
 
 }  // namespace
 
-TEST_CASE("pipeline: both branches learn the generated set and their fusions are no worse than the weaker one") {
+TEST_CASE("pipeline: both branches learn the generated set and both fusions are no worse than the weaker one") {
   const auto acc = accuracies(chain().fusion / "results.json");
   REQUIRE(acc.size() == 4);
   const double visual = acc.at("ConvNeXt + LSTM"), landmarks = acc.at("STGCN + LSTM");
@@ -95,10 +95,14 @@ TEST_CASE("pipeline: both branches learn the generated set and their fusions are
   // Each clip set is 1 neutral : 3 pain, so always saying "pain" scores 0.75.
   CHECK(std::max(visual, landmarks) > 0.75);
   CHECK(late >= std::min(visual, landmarks));
-  // Not checked here: fusion >= the better branch. On 32 subjects and 2 folds
-  // (64 test clips a fold) it is within noise: late fusion 79.7-82.0% against
-  // 79.7-82.8% for the landmark branch over runs that differ only in float
-  // rounding. The demo's 68 subjects show it (mid fusion 85.7% vs 83.2%).
+  // Mid fusion starts from both trained branches (at their logit mean), so it
+  // must not end below the weaker one either.
+  CHECK(mid >= std::min(visual, landmarks));
+  // Not checked: fusion >= the better branch. It does not hold reliably on
+  // this data: the landmark branch is much the stronger (82.8% vs 74.2%
+  // here) and the generated frames carry no appearance cue the landmarks
+  // lack, so mixing in the weaker branch can cost accuracy (late 79.7%, mid
+  // 81.3% here). docs/reproducing.md has the figures.
 }
 
 TEST_CASE("pipeline: predict gives unseen pain clips a higher probability than unseen neutral clips") {
