@@ -1,7 +1,7 @@
 #pragma once
 // The thrust backends: policies (thrust/policy.hpp) and the kernels every
-// layer calls, as thrust code (thrust/*.hpp) or, where none is written yet,
-// the cpu kernel on the same memory (thrust/host_fallback.hpp).
+// layer calls, as thrust code (thrust/*.hpp), except NeighbourAttention's
+// weighted_row_sum, which runs on the host (thrust/host_fallback.hpp).
 //
 // Include this before any layer header: a few layers call their kernel
 // qualified (backend::swap_middle_axes, backend::patch_copy<T, false>,
@@ -16,6 +16,7 @@
 #include "stpain/backend/thrust/conv.hpp"
 #include "stpain/backend/thrust/conv2d.hpp"
 #include "stpain/backend/thrust/rnn.hpp"
+#include "stpain/backend/thrust/temporal_conv.hpp"
 #include "stpain/backend/thrust/attention.hpp"
 #include "stpain/backend/thrust/batch_norm.hpp"
 #include "stpain/backend/thrust/loss.hpp"

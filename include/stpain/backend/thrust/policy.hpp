@@ -10,8 +10,8 @@
 //   thrust_omp   the same on thrust's OpenMP system;
 //   cuda         thrust::cuda::par, device memory, cuBLAS (backend/cuda.hpp,
 //                nvcc translation units only).
-// Kernels without a thrust version yet run the cpu kernel on the same memory
-// after P::synchronize() (backend/thrust/host_fallback.hpp).
+// One kernel runs on the host after P::synchronize()
+// (backend/thrust/host_fallback.hpp).
 #include <cmath>
 #include <cstdint>
 #include <type_traits>

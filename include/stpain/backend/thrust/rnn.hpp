@@ -1,8 +1,9 @@
 #pragma once
-// Thrust kernels of the LSTM: strided row copies and the fused gate step
-// (one item per (row, hidden unit)). The recurrence itself is the layer's
-// own loop of GEMMs (P::gemm) and these kernels.
+// Thrust kernels of the LSTM: strided row copies, the fused gate step (one
+// item per (row, hidden unit)), and a layer's pass over all steps: a loop of
+// GEMMs (P::gemm) and those kernels.
 #include "stpain/backend/thrust/elementwise.hpp"
+#include "stpain/backend/thrust/shape.hpp"
 #include "stpain/rnn/lstm.hpp"
 
 namespace stpain::backend {
@@ -98,6 +99,58 @@ void lstm_gates_backward(P, int64_t batch, int64_t hidden, StridedRows<const T> 
     dz[3 * hidden + j] = dh * tc * o * (T(1) - o);
     dc0[n * dcs + j] = dcell * f;
   });
+}
+
+// ---- One layer and direction over all steps (see lstm_sequence_forward(cpu, ...))
+// The input products of all steps are one GEMM; each step is the recurrent
+// GEMM over the whole batch and the gate kernel.
+
+template <thrust_backend P, class T>
+void lstm_sequence_forward(P p, const LstmSizes& z, const T* x, const T* w_ih, const T* w_hh, const T* bias,
+                           const T* h0, const LstmCache<T>& cache, T* y, int64_t y_row_stride) {
+  const int64_t N = z.batch, S = z.steps, H = z.hidden, G = 4 * H, in = z.in;
+  Tensor<T, P> xw = Tensor<T, P>::empty({N * S, G});  // x w_ih^T, batch-first
+  P::gemm(false, true, N * S, G, in, T(1), x, in, w_ih, in, T(0), xw.data(), G);
+  copy_rows(p, N, H, StridedRows<const T>{h0, H}, StridedRows<T>{cache.h_prev + z.step(0) * N * H, H});
+  for (int64_t s = 0; s < S; ++s) {
+    const int64_t t = z.step(s);
+    T* gates = cache.gates + t * N * G;
+    P::gemm(false, true, N, G, H, T(1), cache.h_prev + t * N * H, H, w_hh, H, T(0), gates, G);
+    StridedRows<T> h_copy;
+    if (s + 1 < S) h_copy = {cache.h_prev + z.step(s + 1) * N * H, H};
+    const T* c_prev = s == 0 ? cache.c0 : cache.cells + z.step(s - 1) * N * H;
+    lstm_gates_forward(p, N, H, StridedRows<T>{gates, G}, bias, StridedRows<const T>{xw.data() + t * G, S * G},
+                       StridedRows<const T>{c_prev, H}, StridedRows<T>{cache.cells + t * N * H, H},
+                       StridedRows<T>{y + t * y_row_stride, S * y_row_stride}, h_copy);
+  }
+}
+
+template <thrust_backend P, class T>
+void lstm_sequence_backward(P p, const LstmSizes& z, const T* x, const T* w_ih, const T* w_hh, const LstmCache<T>& cache,
+                            const T* dy, int64_t dy_row_stride, T* dh, T* dc, T* dx, bool accumulate_dx,
+                            const LstmGradients<T>& grads) {
+  const int64_t N = z.batch, S = z.steps, H = z.hidden, G = 4 * H, in = z.in;
+  Tensor<T, P> dgates = Tensor<T, P>::empty({S * N, G});  // time-major, as the cache
+  for (int64_t s = S - 1; s >= 0; --s) {
+    const int64_t t = z.step(s);
+    T* dz = dgates.data() + t * N * G;
+    StridedRows<const T> dh_out;
+    if (dy) dh_out = {dy + t * dy_row_stride, S * dy_row_stride};
+    const T* c_prev = s == 0 ? cache.c0 : cache.cells + z.step(s - 1) * N * H;
+    lstm_gates_backward(p, N, H, StridedRows<const T>{cache.gates + t * N * G, G},
+                        StridedRows<const T>{cache.cells + t * N * H, H}, StridedRows<const T>{c_prev, H},
+                        StridedRows<const T>{dh, H}, dh_out, StridedRows<T>{dc, H}, StridedRows<T>{dz, G});
+    P::gemm(false, false, N, H, G, T(1), dz, G, w_hh, H, T(0), dh, H);  // dL/dh_{t-1} = dz w_hh
+  }
+  P::gemm(true, false, G, H, S * N, T(1), dgates.data(), G, cache.h_prev, H, T(1), grads.w_hh, H);
+  if (grads.b_ih) {
+    accumulate_column_sums(p, dgates.data(), grads.b_ih, S * N, G);
+    accumulate_column_sums(p, dgates.data(), grads.b_hh, S * N, G);
+  }
+  Tensor<T, P> dz = Tensor<T, P>::empty({N * S, G});  // batch-first, as x
+  swap_middle_axes(p, dgates.data(), dz.data(), 1, S, N, G);
+  P::gemm(false, false, N * S, in, G, T(1), dz.data(), G, w_ih, in, accumulate_dx ? T(1) : T(0), dx, in);
+  P::gemm(true, false, G, in, N * S, T(1), dz.data(), G, x, in, T(1), grads.w_ih, in);
 }
 
 }  // namespace stpain::backend
