@@ -1,7 +1,8 @@
 // Beyond the paper: both pipelines together, on the same subject-independent
 // folds. Rows: the visual branch alone (ConvNeXt features + LSTM head), the
 // landmark branch alone (STGCN-LSTM), their late fusion (the mean of the two
-// models' pain probabilities) and a jointly trained mid fusion (models/fusion.hpp).
+// models' pain probabilities) and a jointly trained mid fusion (models/fusion.hpp),
+// started from the two trained branches (--mid-init scratch: from random weights).
 //   bazel run --config=opt //examples:train_fusion -- --features F.safetensors --tidy landmarks.csv --out out/fusion
 // Clips are matched by id (both files come from the same PEMF root). As in
 // train_stgcn, SMOTE oversamples the training clips of each fold (on the
