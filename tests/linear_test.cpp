@@ -92,6 +92,23 @@ TEST_CASE("gemm_nt matches a plain loop on ragged shapes, k blocks and both thre
   }
 }
 
+TEST_CASE("gemm_nt with B packed once (pack_b) gives the same bits as packing it per call") {
+  for (auto [m, n, k] : {std::array<int64_t, 3>{1, 1, 1}, {13, 37, 5}, {25, 70, 800}, {400, 33, 40}, {8, 512, 128},
+                         {49, 96, 1000}}) {
+    INFO("m=" << m << " n=" << n << " k=" << k);
+    const int64_t ldb = k + 1;
+    Generator g(static_cast<uint64_t>(m + n + k));
+    std::vector<float> a(static_cast<size_t>(m * k)), b(static_cast<size_t>(n * ldb)), bias(static_cast<size_t>(n));
+    for (auto* v : {&a, &b, &bias})
+      for (auto& x : *v) x = static_cast<float>(g.normal());
+    std::vector<float> per_call(static_cast<size_t>(m * n)), packed_once(per_call.size());
+    backend::gemm_nt(m, n, k, a.data(), k, b.data(), ldb, bias.data(), per_call.data(), n);
+    const backend::PackedB<float> packed = backend::pack_b(b.data(), ldb, n, k);
+    backend::gemm_nt(m, a.data(), k, packed, bias.data(), packed_once.data(), n);
+    CHECK(packed_once == per_call);
+  }
+}
+
 TEST_CASE("Linear on many rows matches a plain loop") {
   Linear<cpu> layer(50, 70);
   Tensor<float> x = Tensor<float>::empty({3, 41, 50});

@@ -27,6 +27,7 @@
 #include <cstdlib>
 #include <memory>
 #include <new>
+#include <vector>
 
 #include "stpain/backend/simd.hpp"
 #include "stpain/core/parallel.hpp"
@@ -191,13 +192,20 @@ void tile(int64_t rows, int64_t cols, int64_t kc, const T* a, int64_t lda, const
     for (int64_t r = 0; r < rows; ++r) std::copy(local + r * NR, local + r * NR + cols, c + r * ldc);
 }
 
-// Rows [m0, m1) and columns [n0, n1) of C on the calling thread.
+// The k blocks of a product with inner dimension k: block kb is [k0, k0 + kc).
+inline int64_t k_blocks(int64_t k) { return (k + kMaxKC - 1) / kMaxKC; }
+inline void k_block(int64_t k, int64_t kb, int64_t& k0, int64_t& kc) {
+  k0 = k * kb / k_blocks(k);
+  kc = k * (kb + 1) / k_blocks(k) - k0;
+}
+
+// Rows [m0, m1) and columns [n0, n1) of C on the calling thread. With
+// `prepacked` (pack_b's panels of the whole B, n columns) B is not packed here.
 template <class T, class Epilogue>
-void gemm_nt_range(const T* a, int64_t lda, const T* b, int64_t ldb, const T* bias, T* c, int64_t ldc, int64_t k,
-                   int64_t m0, int64_t m1, int64_t n0, int64_t n1, const Epilogue& epilogue) {
+void gemm_nt_range(const T* a, int64_t lda, const T* b, int64_t ldb, const T* prepacked, int64_t n, const T* bias, T* c,
+                   int64_t ldc, int64_t k, int64_t m0, int64_t m1, int64_t n0, int64_t n1, const Epilogue& epilogue) {
   constexpr int64_t MR = Tile<T>::MR, NR = Tile<T>::NR;
-  const int64_t k_blocks = (k + kMaxKC - 1) / kMaxKC;
-  const int64_t kc_max = (k + k_blocks - 1) / k_blocks;
+  const int64_t kc_max = (k + k_blocks(k) - 1) / k_blocks(k);
   const int64_t nc_max = std::max<int64_t>(NR, kPackedBytes / static_cast<int64_t>(sizeof(T)) / std::max<int64_t>(kc_max, 1) / NR * NR);
   const int64_t panels_max = (std::min(nc_max, n1 - n0) + NR - 1) / NR;
   T* packed = thread_buffer<T>(static_cast<size_t>(panels_max * (kc_max * NR + NR)));
@@ -208,16 +216,20 @@ void gemm_nt_range(const T* a, int64_t lda, const T* b, int64_t ldb, const T* bi
       std::fill(packed_bias, packed_bias + panels * NR, T(0));
       std::copy(bias + nc0, bias + nc0 + nc, packed_bias);
     }
-    for (int64_t kb = 0; kb < k_blocks; ++kb) {
-      const int64_t k0 = k * kb / k_blocks, kc = k * (kb + 1) / k_blocks - k0;
-      for (int64_t p = 0; p < panels; ++p)
-        pack_panel(b, ldb, nc0 + p * NR, std::min(NR, nc - p * NR), k0, kc, packed + p * kc * NR);
-      const bool first = kb == 0, last = kb == k_blocks - 1;
+    for (int64_t kb = 0; kb < k_blocks(k); ++kb) {
+      int64_t k0, kc;
+      k_block(k, kb, k0, kc);
+      // The block's panels: packed here, or already in the layout of pack_b().
+      const T* block = prepacked ? prepacked + k0 * ((n + NR - 1) / NR) * NR + nc0 / NR * kc * NR : packed;
+      if (!prepacked)
+        for (int64_t p = 0; p < panels; ++p)
+          pack_panel(b, ldb, nc0 + p * NR, std::min(NR, nc - p * NR), k0, kc, packed + p * kc * NR);
+      const bool first = kb == 0, last = kb == k_blocks(k) - 1;
       for (int64_t mt = m0; mt < m1; mt += MR) {
         const int64_t rows = std::min(MR, m1 - mt);
         for (int64_t p = 0; p < panels; ++p) {
           const int64_t col = nc0 + p * NR, cols = std::min(NR, nc - p * NR);
-          tile(rows, cols, kc, a + mt * lda + k0, lda, packed + p * kc * NR,
+          tile(rows, cols, kc, a + mt * lda + k0, lda, block + p * kc * NR,
                first && bias ? packed_bias + p * NR : static_cast<const T*>(nullptr), !first, c + mt * ldc + col, ldc);
           if (last) epilogue(mt, rows, col, cols, c + mt * ldc + col, ldc);
         }
@@ -227,6 +239,14 @@ void gemm_nt_range(const T* a, int64_t lda, const T* b, int64_t ldb, const T* bi
 }
 
 }  // namespace gemm_detail
+
+// B [N, K] packed once into gemm_nt's panels, for many products with the same
+// B (an LSTM's recurrent weight, step after step): per k block, every panel.
+template <class T>
+struct PackedB {
+  int64_t n = 0, k = 0;
+  std::vector<T> panels;
+};
 
 // An epilogue that leaves the product as it is.
 struct NoEpilogue {
@@ -254,12 +274,23 @@ void gemm_nt(int64_t m, int64_t n, int64_t k, const T* a, int64_t lda, const T* 
   if (k > 0) cpu::gemm(false, true, m, n, k, T(1), a, lda, b, ldb, T(1), c, ldc);
   epilogue(int64_t{0}, m, int64_t{0}, n, c, ldc);
 }
+template <class T>
+PackedB<T> pack_b(const T* b, int64_t ldb, int64_t n, int64_t k) {  // here: a plain copy of B
+  PackedB<T> packed{n, k, std::vector<T>(static_cast<size_t>(n * k))};
+  for (int64_t j = 0; j < n; ++j) std::copy(b + j * ldb, b + j * ldb + k, packed.panels.data() + j * k);
+  return packed;
+}
+template <class T, class Epilogue = NoEpilogue>
+void gemm_nt(int64_t m, const T* a, int64_t lda, const PackedB<T>& b, const T* bias, T* c, int64_t ldc,
+             const Epilogue& epilogue = {}) {
+  gemm_nt(m, b.n, b.k, a, lda, b.panels.data(), b.k, bias, c, ldc, epilogue);
+}
 }  // namespace nvcc_host
 #else
-template <class T, class Epilogue = NoEpilogue>
-void gemm_nt(int64_t m, int64_t n, int64_t k, const T* a, int64_t lda, const T* b, int64_t ldb, const T* bias, T* c,
-             int64_t ldc, const Epilogue& epilogue = {}) {
-  using gemm_detail::Tile;
+namespace gemm_detail {
+template <class T, class Epilogue>
+void gemm_nt_dispatch(int64_t m, int64_t n, int64_t k, const T* a, int64_t lda, const T* b, int64_t ldb,
+                      const T* prepacked, const T* bias, T* c, int64_t ldc, const Epilogue& epilogue) {
   if (m <= 0 || n <= 0) return;
   if (k <= 0) {  // an empty sum: bias (or zero), then the epilogue
     for (int64_t i = 0; i < m; ++i)
@@ -282,13 +313,43 @@ void gemm_nt(int64_t m, int64_t n, int64_t k, const T* a, int64_t lda, const T* 
     for (int64_t p = p0; p < p1; ++p) {
       if (split_n) {
         const int64_t c0 = n_panels * p / parts * NR, c1 = std::min(n, n_panels * (p + 1) / parts * NR);
-        gemm_detail::gemm_nt_range(a, lda, b, ldb, bias, c, ldc, k, int64_t{0}, m, c0, c1, epilogue);
+        gemm_nt_range(a, lda, b, ldb, prepacked, n, bias, c, ldc, k, int64_t{0}, m, c0, c1, epilogue);
       } else {
         const int64_t r0 = m_tiles * p / parts * MR, r1 = std::min(m, m_tiles * (p + 1) / parts * MR);
-        gemm_detail::gemm_nt_range(a, lda, b, ldb, bias, c, ldc, k, r0, r1, int64_t{0}, n, epilogue);
+        gemm_nt_range(a, lda, b, ldb, prepacked, n, bias, c, ldc, k, r0, r1, int64_t{0}, n, epilogue);
       }
     }
   });
+}
+}  // namespace gemm_detail
+
+template <class T, class Epilogue = NoEpilogue>
+void gemm_nt(int64_t m, int64_t n, int64_t k, const T* a, int64_t lda, const T* b, int64_t ldb, const T* bias, T* c,
+             int64_t ldc, const Epilogue& epilogue = {}) {
+  gemm_detail::gemm_nt_dispatch(m, n, k, a, lda, b, ldb, static_cast<const T*>(nullptr), bias, c, ldc, epilogue);
+}
+
+template <class T>
+PackedB<T> pack_b(const T* b, int64_t ldb, int64_t n, int64_t k) {
+  constexpr int64_t NR = gemm_detail::Tile<T>::NR;
+  const int64_t n_panels = (n + NR - 1) / NR;
+  PackedB<T> packed{n, k, std::vector<T>(static_cast<size_t>(n_panels * NR * k))};
+  for (int64_t kb = 0; kb < gemm_detail::k_blocks(k); ++kb) {
+    int64_t k0, kc;
+    gemm_detail::k_block(k, kb, k0, kc);
+    for (int64_t q = 0; q < n_panels; ++q)
+      gemm_detail::pack_panel(b, ldb, q * NR, std::min(NR, n - q * NR), k0, kc,
+                              packed.panels.data() + k0 * n_panels * NR + q * kc * NR);
+  }
+  return packed;
+}
+
+// gemm_nt with B packed by pack_b (the same sums, without packing B again).
+template <class T, class Epilogue = NoEpilogue>
+void gemm_nt(int64_t m, const T* a, int64_t lda, const PackedB<T>& b, const T* bias, T* c, int64_t ldc,
+             const Epilogue& epilogue = {}) {
+  gemm_detail::gemm_nt_dispatch(m, b.n, b.k, a, lda, static_cast<const T*>(nullptr), int64_t{0}, b.panels.data(), bias,
+                                c, ldc, epilogue);
 }
 #endif  // __CUDACC__
 

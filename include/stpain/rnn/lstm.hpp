@@ -267,6 +267,7 @@ void lstm_sequence_forward(cpu, const LstmSizes& z, const T* x, const T* w_ih, c
     xw = Tensor<T, cpu>::empty({N * S, G});
     cpu::gemm(false, true, N * S, G, in, T(1), x, in, w_ih, in, T(0), xw.data(), G);  // the bias: in the gate kernel
   }
+  const PackedB<T> w_hh_packed = pack_b(w_hh, H, G, H);  // once for all steps and threads
   parallel_chunks(N, split.parts, [&](int64_t, int64_t n0, int64_t n1) {
     const int64_t rows = n1 - n0;
     Tensor<T, cpu> hw = Tensor<T, cpu>::empty({split.per_step ? rows : 0, G});  // h_{t-1} w_hh^T
@@ -280,10 +281,10 @@ void lstm_sequence_forward(cpu, const LstmSizes& z, const T* x, const T* w_ih, c
       StridedRows<const T> addend;
       if (split.per_step) {
         gemm_nt<T>(rows, G, in, x + (n0 * S + t) * in, S * in, w_ih, in, bias, gates, G);
-        gemm_nt<T>(rows, G, H, h_prev, H, w_hh, H, nullptr, hw.data(), G);
+        gemm_nt<T>(rows, h_prev, H, w_hh_packed, nullptr, hw.data(), G);
         addend = {hw.data(), G};
       } else {
-        gemm_nt<T>(rows, G, H, h_prev, H, w_hh, H, nullptr, gates, G);
+        gemm_nt<T>(rows, h_prev, H, w_hh_packed, nullptr, gates, G);
         addend = {xw.data() + (n0 * S + t) * G, S * G};
       }
       StridedRows<T> h_copy;
@@ -307,7 +308,7 @@ void lstm_sequence_backward(cpu, const LstmSizes& z, const T* x, const T* w_ih, 
   using lstm_detail::input_gradient;
   const int64_t N = z.batch, S = z.steps, H = z.hidden, G = 4 * H, in = z.in;
   const lstm_detail::Split split(z);
-  const Tensor<T, cpu> w_hh_t = lstm_detail::transposed(w_hh, G, H);
+  const PackedB<T> w_hh_t = pack_b(lstm_detail::transposed(w_hh, G, H).data(), G, H, G);  // [H, G], packed once
   // Per part, step by step: dW_ih [4H, in], dW_hh [4H, H], db [4H]. Otherwise dz of every step, time-major.
   std::vector<Tensor<T, cpu>> acc;
   for (int64_t p = 0; split.per_step && p < split.parts; ++p) acc.push_back(Tensor<T, cpu>::zeros({G * (in + H + 1)}));
@@ -326,7 +327,7 @@ void lstm_sequence_backward(cpu, const LstmSizes& z, const T* x, const T* w_ih, 
                                StridedRows<const T>{dh + n0 * H, H}, dh_out, StridedRows<T>{dc + n0 * H, H},
                                StridedRows<T>{dz, G});
       // dL/dh_{t-1} = dz w_hh
-      gemm_nt<T>(rows, H, G, dz, G, w_hh_t.data(), G, nullptr, dh + n0 * H, H);
+      gemm_nt<T>(rows, dz, G, w_hh_t, nullptr, dh + n0 * H, H);
       if (!split.per_step) continue;
       // dx_t = dz w_ih; dW_ih += dz^T x_t; dW_hh += dz^T h_{t-1}; db += sum dz.
       T* dw_ih = acc[static_cast<size_t>(part)].data();
