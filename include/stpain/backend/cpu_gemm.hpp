@@ -11,9 +11,11 @@
 // kernel uses the build's full vector width (-march=native: ~340-390 GFLOP/s
 // on the same shapes, 2 Zen 5 cores; 170-184 per Intel Xeon core, where
 // OpenBLAS' SkylakeX kernels give 100-177) and adds the bias while each
-// output tile is in registers. An optional epilogue runs on each finished tile while it is in
-// L1 (for fusing elementwise work; the layers do not use one at present:
-// GELU is compute-bound and measured as fast in its own pass).
+// output tile is in registers. An optional epilogue runs on each finished
+// tile while it is in L1 (for fusing elementwise work; the layers do not use
+// one at present: GELU is compute-bound and measured as fast in its own
+// pass). pack_b() packs a B once for many products with it (gemm_nt overload
+// taking a PackedB): an LSTM's recurrent weight over the steps.
 //
 // Scheme (BLIS-like): B is packed, per block of KC x NC, into panels of NR
 // columns ([KC][NR], zero-padded past N) that stay in L2; each MR x NR tile of
