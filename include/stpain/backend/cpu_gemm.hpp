@@ -201,6 +201,14 @@ inline void k_block(int64_t k, int64_t kb, int64_t& k0, int64_t& kc) {
   kc = k * (kb + 1) / k_blocks(k) - k0;
 }
 
+// pack_b's layout of a B with n columns: per k block, every panel in turn.
+// Where panel q of the block [k0, k0 + kc) starts.
+template <class T>
+int64_t packed_panel_offset(int64_t n, int64_t k0, int64_t kc, int64_t q) {
+  constexpr int64_t NR = Tile<T>::NR;
+  return (k0 * ((n + NR - 1) / NR) + q * kc) * NR;
+}
+
 // Rows [m0, m1) and columns [n0, n1) of C on the calling thread. With
 // `prepacked` (pack_b's panels of the whole B, n columns) B is not packed here.
 template <class T, class Epilogue>
@@ -222,7 +230,7 @@ void gemm_nt_range(const T* a, int64_t lda, const T* b, int64_t ldb, const T* pr
       int64_t k0, kc;
       k_block(k, kb, k0, kc);
       // The block's panels: packed here, or already in the layout of pack_b().
-      const T* block = prepacked ? prepacked + k0 * ((n + NR - 1) / NR) * NR + nc0 / NR * kc * NR : packed;
+      const T* block = prepacked ? prepacked + packed_panel_offset<T>(n, k0, kc, nc0 / NR) : packed;
       if (!prepacked)
         for (int64_t p = 0; p < panels; ++p)
           pack_panel(b, ldb, nc0 + p * NR, std::min(NR, nc - p * NR), k0, kc, packed + p * kc * NR);
@@ -341,7 +349,7 @@ PackedB<T> pack_b(const T* b, int64_t ldb, int64_t n, int64_t k) {
     gemm_detail::k_block(k, kb, k0, kc);
     for (int64_t q = 0; q < n_panels; ++q)
       gemm_detail::pack_panel(b, ldb, q * NR, std::min(NR, n - q * NR), k0, kc,
-                              packed.panels.data() + k0 * n_panels * NR + q * kc * NR);
+                              packed.panels.data() + gemm_detail::packed_panel_offset<T>(n, k0, kc, q));
   }
   return packed;
 }
