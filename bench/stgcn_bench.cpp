@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "bench/bench_common.hpp"
+#include "bench/stgcn_models.hpp"
 #include "examples/cli.hpp"
 #include "stpain/core/random.hpp"
 #include "stpain/graph/landmark_graphs.hpp"
@@ -34,11 +35,12 @@
 #include "stpain/train/trainer.hpp"
 
 using namespace stpain;
+using bench::kModels;
+using bench::parse_model;
+using bench::ModelKind;
+using bench::with_model;
 
 namespace {
-
-const std::vector<std::string> kModels = {"lstm-recurrent", "lstm-averaging", "pooled-recurrent", "pooled-averaging",
-                                          "lstm-yan"};
 
 struct Options : bench::ComparisonOptions {
   Options() { repeats = 5; }
@@ -51,25 +53,6 @@ struct Options : bench::ComparisonOptions {
   int64_t torch_epochs = 0;
   bool profile = false;
 };
-
-struct ModelKind {
-  bool lstm = true;
-  BlockKind block = BlockKind::paper;
-};
-
-ModelKind parse_model(const std::string& name) {
-  ModelKind k;
-  k.lstm = name.rfind("lstm-", 0) == 0;
-  const std::string kind = name.substr(name.find('-') + 1);
-  k.block = kind == "yan" ? BlockKind::stgcn : kind == "averaging" ? BlockKind::paper_averaging : BlockKind::paper;
-  return k;
-}
-
-template <class F>
-decltype(auto) with_model(const std::string& name, F&& f) {
-  const ModelKind k = parse_model(name);
-  return with_stgcn_network(k.block, {.lstm = k.lstm}, GraphSpec::of<FaceMesh68>(), std::forward<F>(f));
-}
 
 Tensor<float> random_clips(int64_t n, int64_t frames, uint64_t seed) {
   return bench::random_normal({n, frames, 68, 2}, seed);

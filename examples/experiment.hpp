@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <string>
 
+#include "examples/device.hpp"
 #include "stpain/core/progress.hpp"
 #include "stpain/io/clip_features.hpp"
 #include "stpain/models/model_card.hpp"
@@ -32,10 +33,11 @@ struct FoldRun {
   std::string model;      // table row name
   int64_t fold = 0;
   std::string out_dir;    // curves/, confusion/ and checkpoints/ go under it
-  FitOptions fit;         // the checkpoint path is set here
+  FitOptions fit;         // the checkpoint path is set here; its metadata is the model card
+  Device device = Device::cpu;
 };
 
-// Trains `model` on the fold, evaluates the best epoch on the test set, writes
+// Trains `model` on the fold (on run.device), evaluates the best epoch on the test set, writes
 // its curves, confusion matrix and checkpoint, and returns the fold's result
 // (and, when asked, the test clips' pain probabilities, for late fusion).
 template <class Model>
@@ -48,11 +50,12 @@ FoldResult train_and_test(Model& model, const FoldRun& run, const LabelledSet& t
   fo.checkpoint = run.out_dir + "/checkpoints/" + stem + ".safetensors";
   Progress progress(run.model + " fold " + std::to_string(run.fold) + " epochs", fo.epochs, stdout);
   fo.on_epoch = [&](int64_t epoch, const std::string& line) { progress.update(epoch, line); };
-  const FitResult fit_result = fit(model, train, validation, fo);
+  const CardFit trained = fit_on(run.device, model, ModelCard(fo.checkpoint_metadata), train, validation, test.x, fo);
+  const FitResult& fit_result = trained.fit;
   progress.finish("best validation accuracy " + std::to_string(fit_result.best_val_accuracy) + " at epoch " +
                   std::to_string(fit_result.best_epoch));
 
-  const Tensor<float> p = predict_probabilities(model, test.x);
+  const Tensor<float>& p = trained.test_probabilities;
   std::vector<double> pain(static_cast<size_t>(p.size(0)));
   for (int64_t i = 0; i < p.size(0); ++i) pain[static_cast<size_t>(i)] = p(i, 1);
   FoldResult result = evaluate_fold(run.fold, test.y, argmax(p), pain);

@@ -15,6 +15,7 @@
 #include <optional>
 
 #include "examples/cli.hpp"
+#include "examples/device.hpp"
 #include "stpain/data/face_crop.hpp"
 #include "stpain/data/feature_extraction.hpp"
 
@@ -24,7 +25,7 @@ namespace fs = std::filesystem;
 namespace {
 
 struct Options {
-  std::string arch, weights, image, frames, pemf, out, folders = "all", crop_pct;
+  std::string arch, weights, image, frames, pemf, out, folders = "all", crop_pct, device = "cpu";
   int64_t batch = 8, threads = 2, size = 224, clip_length = 20, seed = 0, augment = 0, augment_seed = 0;
   bool no_head = false, face_crop = false;
 };
@@ -146,7 +147,8 @@ int main(int argc, char** argv) {
       .option("--size", o.size, "input resolution")
       .option("--crop-pct", o.crop_pct, "timm centre crop fraction instead of the authors' resize (e.g. 0.875)")
       .flag("--face-crop", o.face_crop, "cut each clip to its face (dlib, one box per clip) before resizing")
-      .option("--seed", o.seed, "seed for random weights when no --weights is given");
+      .option("--seed", o.seed, "seed for random weights when no --weights is given")
+      .option("--device", o.device, "cpu, or cuda (a build with --config=cuda and a GPU)");
   if (!cli.parse(argc, argv)) return cli.exit_code();
   try {
     const int inputs = !o.image.empty() + !o.frames.empty() + !o.pemf.empty();
@@ -156,9 +158,12 @@ int main(int argc, char** argv) {
     STPAIN_CHECK(o.augment >= 0, Error, "--augment must be 0 or more");
     STPAIN_CHECK(o.augment == 0 || !o.pemf.empty(), Error, "--augment needs --pemf (augmentation is per clip)");
     set_num_threads(static_cast<int>(o.threads));
+    const examples::Device device = examples::parse_device(o.device);
+    examples::require_device(device);
     Backbone backbone = make_backbone({.arch = o.arch, .weights = o.weights, .no_head = o.no_head,
                                        .seed = static_cast<uint64_t>(o.seed)});
     std::printf("backbone: %s\n", backbone.description.c_str());
+    backbone.features_on_device = examples::convnext_features_on(device, *backbone.net);
     warn_on_crop_mismatch(o);
     if (o.pemf.empty())
       extract_images(o, backbone);

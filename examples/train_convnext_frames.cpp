@@ -9,18 +9,19 @@
 #include <optional>
 
 #include "examples/cli.hpp"
+#include "examples/device.hpp"
 #include "stpain/core/progress.hpp"
 #include "stpain/data/face_crop.hpp"
 #include "stpain/data/feature_extraction.hpp"
 #include "stpain/data/pemf.hpp"
-#include "stpain/models/convnext.hpp"
+#include "stpain/models/from_card.hpp"
 #include "stpain/train/splits.hpp"
 #include "stpain/train/trainer.hpp"
 
 using namespace stpain;
 
 int main(int argc, char** argv) {
-  std::string pemf, out, arch = "atto", folders = "all";
+  std::string pemf, out, arch = "atto", folders = "all", device_name = "cpu";
   int64_t size = 96, every = 4, epochs = 8, batch = 32, seed = 11, threads = 2;
   double lr = 2e-3, drop_path = 0.05;
   bool face_crop = false;
@@ -37,11 +38,14 @@ int main(int argc, char** argv) {
       .option("--lr", lr, "initial learning rate (AdamW-free Adam, decayed 0.96 per 1000 steps)")
       .option("--drop-path", drop_path, "stochastic depth rate")
       .option("--seed", seed, "seed")
-      .option("--threads", threads, "CPU threads");
+      .option("--threads", threads, "CPU threads")
+      .option("--device", device_name, "cpu, or cuda (a build with --config=cuda and a GPU)");
   if (!cli.parse(argc, argv)) return cli.exit_code();
   try {
     STPAIN_CHECK(!pemf.empty() && !out.empty(), Error, "--pemf and --out are required");
     set_num_threads(static_cast<int>(threads));
+    const examples::Device device = examples::parse_device(device_name);
+    examples::require_device(device);
     PemfOptions po;
     if (folders == "colour") po.frame_folders = FrameFolders::colour_only;
     else if (folders == "bw") po.frame_folders = FrameFolders::bw_only;
@@ -85,18 +89,27 @@ int main(int argc, char** argv) {
     train_clips.insert(train_clips.end(), split.test.begin(), split.test.end());  // no test part here: train on it
     const LabelledSet train = frames_of(train_clips, "training"), val = frames_of(split.validation, "validation");
 
-    ConvNeXtConfig config = ConvNeXtConfig::variant(arch, 2);
-    config.drop_path_rate = drop_path;
+    // The card rebuilds the network on the GPU with --device cuda.
+    char rate[32];
+    std::snprintf(rate, sizeof rate, "%g", drop_path);
+    const ModelCard card = ModelCard()
+                               .set("stpain.model", "convnext")
+                               .set("convnext.arch", arch)
+                               .set("convnext.classes", 2)
+                               .set("convnext.drop_path", rate);
     manual_seed(static_cast<uint64_t>(seed));
-    ConvNeXt<cpu> net(config);
+    FitResult r;
     Progress progress("epochs", epochs, stdout);
-    const FitResult r = fit(net, train, val,
-                            {.epochs = epochs, .batch = batch, .lr = lr, .keras_adam = false, .checkpoint = out,
-                             .checkpoint_metadata = {{"trained_by", "examples/train_convnext_frames"},
-                                                     {"image_size", std::to_string(size)},
-                                                     {"face_crop", face_crop ? FaceCropOptions().describe() : ""},
-                                                     {"pemf_root", pemf}},
-                             .on_epoch = [&](int64_t e, const std::string& line) { progress.update(e, line); }});
+    with_model_from_card(card, [&](auto& net) {
+      FitOptions fo{.epochs = epochs, .batch = batch, .lr = lr, .keras_adam = false, .checkpoint = out,
+                    .checkpoint_metadata = card.entries(),
+                    .on_epoch = [&](int64_t e, const std::string& line) { progress.update(e, line); }};
+      fo.checkpoint_metadata.insert({{"trained_by", "examples/train_convnext_frames"},
+                                     {"image_size", std::to_string(size)},
+                                     {"face_crop", face_crop ? FaceCropOptions().describe() : ""},
+                                     {"pemf_root", pemf}});
+      r = examples::fit_on(device, net, card, train, val, {}, fo).fit;
+    });
     progress.finish();
     std::printf("%s: ConvNeXt %s, best validation frame accuracy %.3f at epoch %lld (%lld training frames)\n", out.c_str(),
                 arch.c_str(), r.best_val_accuracy, static_cast<long long>(r.best_epoch), static_cast<long long>(train.size()));

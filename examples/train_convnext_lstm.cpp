@@ -10,8 +10,7 @@
 #include "examples/cli.hpp"
 #include "examples/experiment.hpp"
 #include "stpain/io/clip_features.hpp"
-#include "stpain/models/model_card.hpp"
-#include "stpain/models/sequence_heads.hpp"
+#include "stpain/models/from_card.hpp"
 #include "stpain/train/keras_init.hpp"
 #include "stpain/train/splits.hpp"
 
@@ -21,7 +20,7 @@ namespace {
 
 struct Options {
   std::string features, out = "out/convnext_lstm", head = "all", protocol = "subject", baseline = "mlp";
-  std::string class_weights = "balanced", init = "keras";
+  std::string class_weights = "balanced", init = "keras", device = "cpu";
   int64_t epochs = 100, batch = 8, folds = 5, seed = 2001, threads = 2, decay_steps = 1000;
   double lr = 1e-3, decay_rate = 0.96;
   bool smooth_decay = false, synthetic = false, no_baseline = false;
@@ -50,41 +49,37 @@ LabelledSet frames_of(const ClipFeatures& f, const std::vector<int64_t>& clips) 
   return s;
 }
 
-// The per-frame classifier: features -> (hidden, ReLU, dropout ->) 2 classes.
-using FrameMlp = Sequential<Named<"fc1", Linear<cpu>>, ReLU<cpu>, Dropout<cpu>, Named<"fc2", Linear<cpu>>>;
-
 // A clip's probabilities are the mean of its frames' (the clip vote).
 FoldResult per_frame_fold(const ClipFeatures& f, const Fold& fold, int64_t k, const Options& o, const FitOptions& fit_options,
-                          const std::string& model_name) {
+                          const std::string& model_name, examples::Device device) {
   const LabelledSet train = frames_of(f, fold.train), val = frames_of(f, fold.validation);
-  LabelledSet test_clips{Tensor<float>(), {}};
-  for (int64_t c : fold.test) test_clips.y.push_back(f.labels[static_cast<size_t>(c)]);
-  FitOptions fo = fit_options;
-  fo.batch = std::max<int64_t>(fit_options.batch * f.frames(), 32);  // as many frames per step as the heads see
-  auto vote = [&](auto& model) {
-    examples::FoldRun run{model_name, k, o.out, fo};
+  std::vector<int64_t> test_labels;
+  for (int64_t c : fold.test) test_labels.push_back(f.labels[static_cast<size_t>(c)]);
+  // The per-frame classifier: features -> (256 hidden, ReLU, dropout ->) 2 classes.
+  const ModelCard card = ModelCard()
+                             .set("stpain.model", "frame_classifier")
+                             .set("frame.input_size", f.dim())
+                             .set("frame.hidden", o.baseline == "linear" ? 0 : 256);
+  FoldResult r;
+  with_model_from_card(card, [&](auto& model) {
+    examples::FoldRun run{model_name, k, o.out, fit_options, device};
+    run.fit.batch = std::max<int64_t>(fit_options.batch * f.frames(), 32);  // as many frames per step as the heads see
+    run.fit.checkpoint_metadata = card.entries();
     // Train and select on frames; evaluate on clips by voting.
-    const LabelledSet frames_test = frames_of(f, fold.test);
-    FoldResult frame_result = examples::train_and_test(model, run, train, val, frames_test);
-    const Tensor<float> p = predict_probabilities(model, frames_test.x);
+    std::vector<double> frame_pain;
+    const FoldResult frame_result = examples::train_and_test(model, run, train, val, frames_of(f, fold.test), &frame_pain);
     std::vector<double> pain(fold.test.size(), 0.0);
     std::vector<int64_t> predicted;
     for (size_t c = 0; c < fold.test.size(); ++c) {
-      for (int64_t t = 0; t < f.frames(); ++t) pain[c] += p(static_cast<int64_t>(c) * f.frames() + t, 1);
+      for (int64_t t = 0; t < f.frames(); ++t) pain[c] += frame_pain[c * static_cast<size_t>(f.frames()) + static_cast<size_t>(t)];
       pain[c] /= static_cast<double>(f.frames());
       predicted.push_back(pain[c] >= 0.5);
     }
-    FoldResult r = evaluate_fold(k, test_clips.y, predicted, pain);
+    r = evaluate_fold(k, test_labels, predicted, pain);
     r.extra = frame_result.extra;
     r.extra["frame_accuracy"] = frame_result.report.accuracy;
-    return r;
-  };
-  if (o.baseline == "linear") {
-    Linear<cpu> model(f.dim(), 2);
-    return vote(model);
-  }
-  FrameMlp model(Linear<cpu>(f.dim(), 256), ReLU<cpu>(), Dropout<cpu>(0.25), Linear<cpu>(256, 2));
-  return vote(model);
+  });
+  return r;
 }
 
 }  // namespace
@@ -110,7 +105,8 @@ int main(int argc, char** argv) {
       .flag("--no-baseline", o.no_baseline, "skip the per-frame baseline")
       .flag("--synthetic", o.synthetic, "label every table as synthetic data")
       .option("--seed", o.seed, "seed for folds, weights and batch order")
-      .option("--threads", o.threads, "CPU threads");
+      .option("--threads", o.threads, "CPU threads")
+      .option("--device", o.device, "cpu, or cuda (a build with --config=cuda and a GPU)");
   if (!cli.parse(argc, argv)) return cli.exit_code();
   try {
     STPAIN_CHECK(!o.features.empty(), Error, "--features is required (make it with extract_features --pemf)");
@@ -119,6 +115,8 @@ int main(int argc, char** argv) {
     STPAIN_CHECK(o.baseline == "mlp" || o.baseline == "linear", Error, "--baseline must be mlp or linear");
     STPAIN_CHECK(o.init == "keras" || o.init == "pytorch", Error, "--init must be keras or pytorch");
     set_num_threads(static_cast<int>(o.threads));
+    const examples::Device device = examples::parse_device(o.device);
+    examples::require_device(device);
     const ClipFeatures f = load_clip_features(o.features);
     const std::vector<std::string> heads =
         o.head == "all" ? std::vector<std::string>{"lstm", "bilstm", "attention", "stacked"} : std::vector<std::string>{o.head};
@@ -164,7 +162,7 @@ int main(int argc, char** argv) {
         const ModelCard card = examples::sequence_head_card(h, f);
         with_sequence_head(h, head_options, [&](auto&& head) {
           if (o.init == "keras") keras_init(head);
-          examples::FoldRun run{model_name, static_cast<int64_t>(k), o.out, fit_options};
+          examples::FoldRun run{model_name, static_cast<int64_t>(k), o.out, fit_options, device};
           run.fit.checkpoint_metadata = card.entries();
           results.add(model_name, examples::train_and_test(head, run, train, val, test));
         });
@@ -173,7 +171,7 @@ int main(int argc, char** argv) {
       if (!o.no_baseline) {
         const std::string model_name = backbone + " per-frame " + o.baseline + " (clip vote)";
         manual_seed(static_cast<uint64_t>(o.seed) + k);
-        results.add(model_name, per_frame_fold(f, fold, static_cast<int64_t>(k), o, fit_options, model_name));
+        results.add(model_name, per_frame_fold(f, fold, static_cast<int64_t>(k), o, fit_options, model_name, device));
         results.model(model_name).reference = "ConvNeXtXL";
       }
     }

@@ -26,7 +26,7 @@
 using namespace stpain;
 
 int main(int argc, char** argv) {
-  std::string features_path, tidy, out = "out/fusion", block = "paper", smote_mode = "on", class_weights = "none", mid_init = "branches";
+  std::string features_path, tidy, out = "out/fusion", block = "paper", smote_mode = "on", class_weights = "none", mid_init = "branches", device_name = "cpu";
   int64_t epochs = 40, visual_epochs = 0, mid_epochs = 0, batch = 8, folds = 5, seed = 2001, threads = 2;
   double lr = 1e-3, mid_lr_scale = 0.1;
   bool synthetic = false;
@@ -47,7 +47,8 @@ int main(int argc, char** argv) {
       .option("--folds", folds, "subject-independent folds")
       .flag("--synthetic", synthetic, "label every table as synthetic data")
       .option("--seed", seed, "seed")
-      .option("--threads", threads, "CPU threads");
+      .option("--threads", threads, "CPU threads")
+      .option("--device", device_name, "cpu, or cuda (a build with --config=cuda and a GPU)");
   if (!cli.parse(argc, argv)) return cli.exit_code();
   try {
     STPAIN_CHECK(!features_path.empty() && !tidy.empty(), Error, "--features and --tidy are required");
@@ -55,6 +56,8 @@ int main(int argc, char** argv) {
     STPAIN_CHECK(mid_init == "branches" || mid_init == "scratch", Error, "--mid-init must be branches or scratch");
     STPAIN_CHECK(class_weights == "none" || class_weights == "balanced", Error, "--class-weights must be none or balanced");
     set_num_threads(static_cast<int>(threads));
+    const examples::Device device = examples::parse_device(device_name);
+    examples::require_device(device);
     const ClipFeatures f = load_clip_features(features_path);
     const LandmarkDataset lm = read_tidy_landmarks_csv(tidy);
     // Clips present in both, in the features file's order.
@@ -113,7 +116,9 @@ int main(int argc, char** argv) {
         vt = {slice_last_dim(jt.x, 0, dim), jt.y};
         lt = {slice_last_dim(jt.x, dim, v * 2).reshape({jt.size(), t, v, 2}), jt.y};
       }
-      auto run = [&](const std::string& name) { return examples::FoldRun{name, static_cast<int64_t>(k), out, fit_options}; };
+      auto run = [&](const std::string& name) {
+        return examples::FoldRun{name, static_cast<int64_t>(k), out, fit_options, device};
+      };
 
       // The single-branch checkpoints carry model cards, so predict can run
       // them alone or late-fused (--model visual,landmarks).
@@ -154,7 +159,11 @@ int main(int argc, char** argv) {
 
         with_mid_fusion(kind, dim, head, {}, graph, [&](auto& model) {
           keras_init(model);
-          examples::FoldRun mid_run = run("mid fusion (joint)");
+          examples::FoldRun mid_run = run_with_card("mid fusion (joint)", ModelCard()
+                                                                              .set("stpain.model", "mid_fusion")
+                                                                              .set("stgcn.block", block)
+                                                                              .set("stgcn.graph", "mesh")
+                                                                              .set("head.input_size", dim));
           if (mid_init == "branches") {
             model.init_from_branches(visual_model, net);
             mid_run.fit.lr = lr * mid_lr_scale;

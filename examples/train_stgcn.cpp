@@ -14,8 +14,7 @@
 #include "stpain/data/landmarks.hpp"
 #include "stpain/data/pemf.hpp"
 #include "stpain/graph/landmark_graphs.hpp"
-#include "stpain/models/model_card.hpp"
-#include "stpain/models/stgcn.hpp"
+#include "stpain/models/from_card.hpp"
 #include "stpain/train/keras_init.hpp"
 #include "stpain/train/landmark_augment.hpp"
 #include "stpain/train/landmark_normalize.hpp"
@@ -30,18 +29,11 @@ namespace {
 
 struct Options {
   std::string landmarks, labels, tidy, pemf, out = "out/stgcn", model = "all", block = "paper", graph = "mesh";
-  std::string protocol = "subject", smote = "on", class_weights = "none", normalize = "clip", init = "keras";
+  std::string protocol = "subject", smote = "on", class_weights = "none", normalize = "clip", init = "keras", device = "cpu";
   int64_t epochs = 150, batch = 10, folds = 5, seed = 42, threads = 2, decay_steps = 1000, augment = 0;
   double lr = 1e-4, decay_rate = 0.96;
   bool synthetic = false;
 };
-
-GraphSpec graph_named(const std::string& name) {
-  if (name == "mesh") return GraphSpec::of<FaceMesh68>();
-  if (name == "contour") return GraphSpec::of<Dlib68Contour>();
-  if (name == "mesh-shifted") return GraphSpec::of<ShiftedByOne<FaceMesh68>>();
-  throw Error("--graph must be mesh, contour or mesh-shifted (the authors' off-by-one), not \"" + name + "\"");
-}
 
 // Runs dlib over every PEMF clip (cached as a tidy CSV in the output folder).
 LandmarkDataset landmarks_from_pemf(const Options& o) {
@@ -101,7 +93,8 @@ int main(int argc, char** argv) {
       .option("--decay-rate", o.decay_rate, "exponential decay rate")
       .flag("--synthetic", o.synthetic, "label every table as synthetic data")
       .option("--seed", o.seed, "seed for splits, SMOTE, weights and batch order")
-      .option("--threads", o.threads, "CPU threads");
+      .option("--threads", o.threads, "CPU threads")
+      .option("--device", o.device, "cpu, or cuda (a build with --config=cuda and a GPU)");
   if (!cli.parse(argc, argv)) return cli.exit_code();
   try {
     const int inputs = !o.tidy.empty() + !o.landmarks.empty() + !o.pemf.empty();
@@ -110,8 +103,10 @@ int main(int argc, char** argv) {
     STPAIN_CHECK(o.normalize == "clip" || o.normalize == "none", Error, "--normalize must be clip or none");
     STPAIN_CHECK(o.init == "keras" || o.init == "pytorch", Error, "--init must be keras or pytorch");
     set_num_threads(static_cast<int>(o.threads));
+    const examples::Device device = examples::parse_device(o.device);
+    examples::require_device(device);
     const BlockKind block = parse_block_kind(o.block);
-    const GraphSpec graph = graph_named(o.graph);
+    const GraphSpec graph = landmark_graph_named(o.graph);
     const Protocol protocol = parse_protocol(o.protocol);
     LandmarkDataset data;
     if (!o.pemf.empty()) data = landmarks_from_pemf(o);
@@ -200,6 +195,7 @@ int main(int argc, char** argv) {
           if (o.init == "keras") keras_init(net);
           examples::FoldRun run{name, static_cast<int64_t>(k), o.out, fit_options};
           run.fit.checkpoint_metadata = card.entries();
+          run.device = device;
           results.add(name, examples::train_and_test(net, run, train, val, test));
         });
       }

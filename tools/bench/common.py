@@ -7,6 +7,7 @@ from the workspace and from Bazel's runfiles alike; it imports no torch itself,
 so a script can still report a missing torch on its own terms.
 """
 import os
+import sys
 import time
 
 
@@ -42,13 +43,34 @@ def start(torch, threads, versions=None, extra=None):
          openblas_coretype=os.environ.get("OPENBLAS_CORETYPE", "unset"), **(extra or {}))
 
 
-def timed(fn, repeats):
-    """Seconds of each of `repeats` calls of fn, after one warm-up call (allocator, oneDNN primitive caches)."""
+def device(torch, name, script):
+    """torch.device(name) for --device cpu|cuda; exits with status 1 and a message when CUDA is asked for and
+    this torch has none (Debian's python3-torch is CPU-only): the C++ side then prints "PyTorch figure unavailable"."""
+    if name == "cuda" and not torch.cuda.is_available():
+        print(f"{script}: --device cuda: this torch {torch.__version__} has no usable CUDA device "
+              f"(built with CUDA: {torch.version.cuda or 'no'})", file=sys.stderr)
+        sys.exit(1)
+    if name not in ("cpu", "cuda"):
+        print(f"{script}: --device must be cpu or cuda, not {name}", file=sys.stderr)
+        sys.exit(1)
+    return torch.device(name)
+
+
+def synchronizer(torch, dev):
+    """What waits for dev's queued work: CUDA kernels run asynchronously, so timing needs it."""
+    return (lambda: torch.cuda.synchronize(dev)) if dev.type == "cuda" else (lambda: None)
+
+
+def timed(fn, repeats, sync=lambda: None):
+    """Seconds of each of `repeats` calls of fn, after one warm-up call (allocator, oneDNN primitive caches);
+    sync() (see synchronizer) ends each call."""
     fn()
+    sync()
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
         fn()
+        sync()
         times.append(time.perf_counter() - t0)
     return times
 

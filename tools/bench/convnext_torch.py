@@ -25,15 +25,25 @@ sys.path.insert(0, os.path.dirname(os.path.realpath(__file__)))  # common.py, ne
 import common  # noqa: E402
 
 
+def convnext_xlarge(torchvision):
+    """ConvNeXt-XLarge (the paper's backbone), which torchvision does not name: its block settings
+    (depths 3-3-27-3, widths 256..2048) in torchvision's ConvNeXt class."""
+    from torchvision.models.convnext import CNBlockConfig, ConvNeXt
+    widths, depths = [256, 512, 1024, 2048], [3, 3, 27, 3]
+    settings = [CNBlockConfig(w, widths[i + 1] if i < 3 else None, d) for i, (w, d) in enumerate(zip(widths, depths))]
+    return lambda: ConvNeXt(settings, stochastic_depth_prob=0.0)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--archs", default="tiny,base", help="comma-separated: tiny,small,base,large")
+    parser.add_argument("--archs", default="tiny,base", help="comma-separated: tiny,small,base,large,xlarge")
     parser.add_argument("--batches", default="1,8", help="comma-separated batch sizes")
     parser.add_argument("--threads", type=int, default=2, help="torch.set_num_threads (default 2)")
     parser.add_argument("--repeats", type=int, default=3, help="timed calls per point, best kept (default 3)")
     parser.add_argument("--size", type=int, default=224, help="image height and width (default 224)")
     parser.add_argument("--channels-last", action="store_true",
                         help="also convert model and input to torch.channels_last (not the default)")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (cuDNN; needs a CUDA build of torch)")
     args = parser.parse_args()
 
     try:
@@ -43,23 +53,26 @@ def main() -> int:
         print(f"convnext_torch.py: cannot import torch/torchvision: {e}", file=sys.stderr)
         return 1
 
+    dev = common.device(torch, args.device, "convnext_torch.py")
+    sync = common.synchronizer(torch, dev)
     common.start(torch, args.threads, versions={"torchvision": torchvision.__version__},
-                 extra={"memory_format": "channels_last" if args.channels_last else "contiguous"})
+                 extra={"memory_format": "channels_last" if args.channels_last else "contiguous", "device": dev.type,
+                        "gpu": torch.cuda.get_device_name(dev).replace(" ", "_") if dev.type == "cuda" else "none"})
 
     for arch in common.split(args.archs):
-        make = getattr(torchvision.models, f"convnext_{arch}", None)
+        make = getattr(torchvision.models, f"convnext_{arch}", None) if arch != "xlarge" else convnext_xlarge(torchvision)
         if make is None:
             print(f"convnext_torch.py: torchvision has no convnext_{arch}", file=sys.stderr)
             return 1
-        model = make().eval()  # random weights: no download
+        model = make().eval().to(dev)  # random weights: no download
         if args.channels_last:
             model = model.to(memory_format=torch.channels_last)
         for batch in (int(b) for b in common.split(args.batches)):
-            x = torch.randn(batch, 3, args.size, args.size)
+            x = torch.randn(batch, 3, args.size, args.size, device=dev)
             if args.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             with torch.no_grad():
-                times = common.timed(lambda: model(x), args.repeats)
+                times = common.timed(lambda: model(x), args.repeats, sync)
             best = min(times)
             common.line("torch_result", arch=arch, batch=batch, size=args.size, threads=torch.get_num_threads(),
                         repeats=args.repeats, best_s=f"{best:.6f}", mean_s=f"{common.mean(times):.6f}",

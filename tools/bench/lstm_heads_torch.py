@@ -78,6 +78,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--heads", default=",".join(HEADS), help="comma-separated: " + ",".join(HEADS))
     parser.add_argument("--threads", type=int, default=2, help="torch.set_num_threads (default 2)")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (needs a CUDA build of torch)")
     parser.add_argument("--batch", type=int, default=8, help="sequences per training step (default 8)")
     parser.add_argument("--frames", type=int, default=20, help="time steps per sequence (default 20)")
     parser.add_argument("--features", type=int, default=2048, help="features per step (default 2048)")
@@ -91,17 +92,19 @@ def main() -> int:
         print(f"lstm_heads_torch.py: cannot import torch: {e}", file=sys.stderr)
         return 1
 
-    common.start(torch, args.threads)
+    dev = common.device(torch, args.device, "lstm_heads_torch.py")
+    sync = common.synchronizer(torch, dev)
+    common.start(torch, args.threads, extra={"device": dev.type})
 
     for name in common.split(args.heads):
         if name not in HEADS:
             print(f"lstm_heads_torch.py: unknown head {name} (one of {', '.join(HEADS)})", file=sys.stderr)
             return 1
-        net = build(name, torch, nn, args.features).train()
+        net = build(name, torch, nn, args.features).train().to(dev)
         step = common.keras_adam_step(torch, net)
-        x = torch.randn(args.batch, args.frames, args.features)
-        y = torch.arange(args.batch) % 2
-        times = common.timed(lambda: step(x, y), args.repeats)
+        x = torch.randn(args.batch, args.frames, args.features, device=dev)
+        y = torch.arange(args.batch, device=dev) % 2
+        times = common.timed(lambda: step(x, y), args.repeats, sync)
         common.line("torch_result", head=name, params=common.parameter_count(net), batch=args.batch,
                     frames=args.frames, features=args.features, threads=torch.get_num_threads(),
                     repeats=args.repeats, step_s=f"{min(times):.6f}", mean_s=f"{common.mean(times):.6f}")

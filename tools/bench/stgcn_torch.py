@@ -129,6 +129,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", default="lstm-recurrent,lstm-averaging", help="comma-separated: " + ",".join(MODELS))
     parser.add_argument("--threads", type=int, default=2, help="torch.set_num_threads (default 2)")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (needs a CUDA build of torch)")
     parser.add_argument("--batch", type=int, default=10, help="clips per training step (default 10)")
     parser.add_argument("--frames", type=int, default=20, help="frames per clip (default 20)")
     parser.add_argument("--repeats", type=int, default=5, help="timed steps, best kept (default 5)")
@@ -155,36 +156,39 @@ def main() -> int:
     ref.V = graph_reference.V  # 68 points
     ref.SMALL = graph_reference.GRAPHS["mesh"]  # the authors' mesh, as stpain's FaceMesh68
 
-    common.start(torch, args.threads)
+    dev = common.device(torch, args.device, "stgcn_torch.py")
+    sync = common.synchronizer(torch, dev)
+    common.start(torch, args.threads, extra={"device": dev.type})
 
     for name in common.split(args.models):
         if name not in MODELS:
             print(f"stgcn_torch.py: unknown model {name} (one of {', '.join(MODELS)})", file=sys.stderr)
             return 1
-        net = build(name, ref, graph_reference, torch, nn, F).train()
+        net = build(name, ref, graph_reference, torch, nn, F).train().to(dev)
         step = common.keras_adam_step(torch, net)
-        x = torch.randn(args.batch, args.frames, ref.V, 2)
-        y = torch.arange(args.batch) % 2
-        times = common.timed(lambda: step(x, y), args.repeats)
+        x = torch.randn(args.batch, args.frames, ref.V, 2, device=dev)
+        y = torch.arange(args.batch, device=dev) % 2
+        times = common.timed(lambda: step(x, y), args.repeats, sync)
         fields = dict(model=name, params=common.parameter_count(net), batch=args.batch, frames=args.frames,
                       threads=torch.get_num_threads(), repeats=args.repeats, step_s=f"{min(times):.6f}",
                       mean_s=f"{common.mean(times):.6f}")
         if args.eval_batch > 0:
-            xe = torch.randn(args.eval_batch, args.frames, ref.V, 2)
+            xe = torch.randn(args.eval_batch, args.frames, ref.V, 2, device=dev)
             net.eval()
             with torch.no_grad():
-                evals = common.timed(lambda: net(xe), max(1, args.repeats // 2))
+                evals = common.timed(lambda: net(xe), max(1, args.repeats // 2), sync)
             net.train()
             fields.update(eval_batch=args.eval_batch, eval_s=f"{min(evals):.6f}")
         if args.epochs > 0:
-            data = torch.randn(args.train_clips, args.frames, ref.V, 2)
-            labels = torch.arange(args.train_clips) % 2
+            data = torch.randn(args.train_clips, args.frames, ref.V, 2, device=dev)
+            labels = torch.arange(args.train_clips, device=dev) % 2
             t0 = time.perf_counter()
             for _ in range(args.epochs):
-                order = torch.randperm(args.train_clips)
+                order = torch.randperm(args.train_clips, device=dev)
                 for s in range(0, args.train_clips, args.batch):
                     rows = order[s:s + args.batch]
                     step(data[rows], labels[rows])
+            sync()
             fields.update(epochs=args.epochs, train_clips=args.train_clips, run_s=f"{time.perf_counter() - t0:.3f}")
         common.line("torch_result", **fields)
         del net, step

@@ -57,6 +57,9 @@ struct Backbone {
   std::unique_ptr<Linear<cpu>> classifier;
   std::string description;  // "ConvNeXt atto with random weights (seed 0)"; also the cache's tag
   BackboneOptions options;  // how it was made (rebuilt from these by prediction)
+  // When set, computes net's pooled features in its place: a copy of net on
+  // another device (extract_features --device cuda).
+  std::function<Tensor<float>(const Tensor<float>&)> features_on_device;
 
   int64_t feature_dim() const { return net->config().feature_dim(); }
   bool has_classifier() const { return classifier != nullptr; }
@@ -70,7 +73,7 @@ struct Backbone {
     if (classifier) out.logits = Tensor<float>::empty({n, classes()});
     for (int64_t s = 0; s < n; s += batch) {
       const int64_t e = std::min(n, s + batch);
-      const Tensor<float> f = net->forward_features(frames.slice(s, e));
+      const Tensor<float> f = features_on_device ? features_on_device(frames.slice(s, e)) : net->forward_features(frames.slice(s, e));
       std::copy(f.begin(), f.end(), out.features.data() + s * dim);
       if (classifier) {
         const Tensor<float> l = classifier->forward(f);

@@ -54,6 +54,37 @@ inline bool same_up_to_unit_dims(const Shape& a, const Shape& b) {
   return squeeze(a) == squeeze(b);
 }
 
+// A model's parameter values by name, as host tensors: how weights cross from
+// a model on one backend to the same model built on another in a different
+// translation unit (the CUDA trainers, gpu/cuda_training.hpp).
+using NamedTensors = std::vector<std::pair<std::string, Tensor<float>>>;
+
+template <class L>
+NamedTensors parameter_values(L& model) {
+  NamedTensors out;
+  model.visit_parameters([&](const std::string& name, auto& p) {
+    Tensor<float> v = Tensor<float>::empty(p.value.shape());
+    std::copy(p.value.begin(), p.value.end(), v.begin());
+    out.emplace_back(name, std::move(v));
+  });
+  return out;
+}
+
+// The inverse: every parameter of `model`, in visit order, from `values`;
+// a name or shape that differs throws, naming it.
+template <class L>
+void set_parameter_values(L& model, const NamedTensors& values) {
+  size_t i = 0;
+  model.visit_parameters([&](const std::string& name, auto& p) {
+    STPAIN_CHECK(i < values.size() && values[i].first == name, StateDictError, "set_parameter_values: parameter ", name,
+                 " has no match at position ", i, i < values.size() ? " (found " + values[i].first + ")" : std::string());
+    expect_shape(values[i].second.shape(), p.value.shape(), "set_parameter_values " + name);
+    std::copy(values[i].second.begin(), values[i].second.end(), p.value.begin());
+    ++i;
+  });
+  STPAIN_CHECK(i == values.size(), StateDictError, "set_parameter_values: ", values.size(), " values for ", i, " parameters");
+}
+
 template <class L>
 void save_state_dict(L& model, const std::string& path, const std::map<std::string, std::string>& metadata = {},
                      safetensors::DType dtype = safetensors::DType::F32) {

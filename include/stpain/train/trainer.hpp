@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "stpain/backend/transfer.hpp"
 #include "stpain/io/state_dict.hpp"
 #include "stpain/train/clip.hpp"
 #include "stpain/train/finite.hpp"
@@ -79,17 +80,27 @@ struct FitResult {
 };
 
 namespace detail {
+// x on the model's backend B: itself on cpu, a copy elsewhere.
+template <class B>
+Tensor<float, B> on_backend(const Tensor<float>& x) {
+  if constexpr (std::is_same_v<B, cpu>)
+    return x;
+  else
+    return to<B>(x);
+}
+
 template <class Model>
 std::pair<double, Tensor<float>> evaluate_in_batches(Model& model, const LabelledSet& data, int64_t batch,
                                                     const CrossEntropyOptions& loss_options) {
+  using B = typename Model::backend;
   Tensor<float> probabilities;
   double loss = 0;
   for (int64_t s = 0; s < data.size(); s += batch) {
     const int64_t e = std::min(data.size(), s + batch);
-    const Tensor<float> logits = model.forward(data.x.slice(s, e));
+    const Tensor<float, B> logits = model.forward(on_backend<B>(data.x.slice(s, e)));
     const std::vector<int64_t> labels(data.y.begin() + s, data.y.begin() + e);
     loss += softmax_cross_entropy(logits, labels, loss_options).loss * static_cast<double>(e - s);
-    const Tensor<float> p = softmax(logits);
+    const Tensor<float> p = to_host(softmax(logits));
     if (!probabilities.defined()) probabilities = Tensor<float>::empty({data.size(), p.size(1)});
     std::copy(p.begin(), p.end(), probabilities.data() + s * p.size(1));
   }
@@ -97,7 +108,8 @@ std::pair<double, Tensor<float>> evaluate_in_batches(Model& model, const Labelle
 }
 }  // namespace detail
 
-// Class probabilities [N, classes] of the model in evaluation mode.
+// Class probabilities [N, classes] of the model in evaluation mode, on the
+// host whatever the model's backend.
 template <class Model>
 Tensor<float> predict_probabilities(Model& model, const Tensor<float>& x, int64_t batch = 64) {
   const bool was_training = model.is_training();
@@ -108,8 +120,10 @@ Tensor<float> predict_probabilities(Model& model, const Tensor<float>& x, int64_
   return p;
 }
 
+// The data stay on the host; each batch is copied to the model's backend.
 template <class Model>
 FitResult fit(Model& model, const LabelledSet& train, const LabelledSet& validation, const FitOptions& o) {
+  using B = typename Model::backend;
   STPAIN_CHECK(train.size() > 0, Error, "fit: no training samples");
   const bool select = validation.size() > 0;
   Adam opt(model, AdamOptions{.lr = o.lr, .eps = o.keras_adam ? 1e-7 : 1e-8, .weight_decay = o.weight_decay,
@@ -121,7 +135,7 @@ FitResult fit(Model& model, const LabelledSet& train, const LabelledSet& validat
     loss_options.weight_reduction = ClassWeightReduction::keras;
   }
   // The best epoch's weights, kept in memory.
-  std::vector<Tensor<float>> best;
+  std::vector<Tensor<float, B>> best;
   auto snapshot = [&] {
     best.clear();
     model.visit_parameters([&](const std::string&, auto& p) { best.push_back(p.value.clone()); });
@@ -137,7 +151,7 @@ FitResult fit(Model& model, const LabelledSet& train, const LabelledSet& validat
     for (int64_t s = 0; s < train.size(); s += o.batch) {
       const std::vector<int64_t> rows(order.begin() + s, order.begin() + std::min(train.size(), s + o.batch));
       const LabelledSet b = train.rows(rows);
-      const Tensor<float> logits = model.forward(b.x);
+      const Tensor<float, B> logits = model.forward(detail::on_backend<B>(b.x));
       const auto loss = softmax_cross_entropy(logits, b.y, loss_options);
       check_finite(loss.loss, "loss at epoch " + std::to_string(epoch) + ", batch " + std::to_string(s / o.batch + 1));
       opt.zero_grad();
