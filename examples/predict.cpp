@@ -19,9 +19,7 @@
 #include "stpain/data/landmarks.hpp"
 #include "stpain/data/plot.hpp"
 #include "stpain/graph/landmark_graphs.hpp"
-#include "stpain/models/model_card.hpp"
-#include "stpain/models/sequence_heads.hpp"
-#include "stpain/models/stgcn.hpp"
+#include "stpain/models/from_card.hpp"
 #include "stpain/train/landmark_normalize.hpp"
 #include "stpain/train/scaler.hpp"
 #include "stpain/train/trainer.hpp"
@@ -74,13 +72,6 @@ std::vector<double> pain_column(const Tensor<float>& p) {
   return out;
 }
 
-GraphSpec graph_named(const std::string& name) {
-  if (name == "mesh") return GraphSpec::of<FaceMesh68>();
-  if (name == "contour") return GraphSpec::of<Dlib68Contour>();
-  if (name == "mesh-shifted") return GraphSpec::of<ShiftedByOne<FaceMesh68>>();
-  throw Error("unknown graph \"" + name + "\" in the model card");
-}
-
 // The landmark model: dlib on every frame, windows, the card's normalisation and scaling.
 Prediction run_landmark_model(const safetensors::File& ckpt, const ModelCard& card, const std::vector<cv::Mat>& frames,
                               const std::string& source, const Options& o, ClipLandmarks& landmarks) {
@@ -99,11 +90,10 @@ Prediction run_landmark_model(const safetensors::File& ckpt, const ModelCard& ca
   const int64_t n = clips.size(0), t = clips.size(1);
   clips = scaler.transform(clips.reshape({n * t, -1})).reshape(clips.shape());
   Prediction p{{}, w};
-  with_stgcn_network(parse_block_kind(card.get("stgcn.block")), {.lstm = card.get("stgcn.lstm") == "true"},
-                     graph_named(card.get("stgcn.graph")), [&](auto& net) {
-                       load_state_dict(net, ckpt);
-                       p.pain = pain_column(predict_probabilities(net, clips, 16));
-                     });
+  with_model_from_card(card, [&](auto& net) {
+    load_state_dict(net, ckpt);
+    p.pain = pain_column(predict_probabilities(net, clips, 16));
+  });
   return p;
 }
 
@@ -126,7 +116,7 @@ Prediction run_visual_model(const safetensors::File& ckpt, const ModelCard& card
                card.get("head.input_size"), " features, the backbone gives ", features.size(1));
   const Windows w = make_windows(features.size(0), card.get_int("frames"), o.stride, source);
   Prediction p{{}, w};
-  with_sequence_head(card.get("head.name"), {.input_size = features.size(1)}, [&](auto&& head) {
+  with_model_from_card(card, [&](auto& head) {
     load_state_dict(head, ckpt);
     p.pain = pain_column(predict_probabilities(head, gather_windows(features, w), 16));
   });
@@ -182,7 +172,9 @@ int main(int argc, char** argv) {
       Prediction p;
       if (kind == "stgcn") p = run_landmark_model(ckpt, card, frames, source, o, landmarks);
       else if (kind == "sequence_head") p = run_visual_model(ckpt, card, frames, source, o);
-      else throw FormatError(path + ": unknown model kind \"" + kind + "\"");
+      else
+        throw FormatError(path + ": predict runs landmark (stgcn) and visual (sequence_head) models; this checkpoint holds a \"" +
+                          kind + "\" model");
       // Late fusion needs the same windows from every model.
       STPAIN_CHECK(!windows || windows->starts == p.windows.starts, Error, path,
                    ": its clip length differs from the first model's; predict them one at a time");

@@ -149,7 +149,6 @@ int main(int argc, char** argv) {
         {"bilstm", {" + Bi-LSTM", "ConvNeXtXL + Bi-LSTM"}},
         {"attention", {" + LSTM with attention", "ConvNeXtXL + LSTM with attention"}},
         {"stacked", {" + stacked LSTM", "ConvNeXtXL + stacked LSTM"}}};
-    const SequenceHeadOptions head_options{.input_size = f.dim()};
     for (size_t k = 0; k < folds.size(); ++k) {
       const Fold& fold = folds[k];
       std::printf("\nfold %zu: %s\n", k, describe_fold(fold, f.labels).c_str());
@@ -160,7 +159,7 @@ int main(int argc, char** argv) {
         const std::string model_name = backbone + suffix;
         manual_seed(static_cast<uint64_t>(o.seed) + k);
         const ModelCard card = examples::sequence_head_card(h, f);
-        with_sequence_head(h, head_options, [&](auto&& head) {
+        with_model_from_card(card, [&](auto& head) {
           if (o.init == "keras") keras_init(head);
           examples::FoldRun run{model_name, static_cast<int64_t>(k), o.out, fit_options, device};
           run.fit.checkpoint_metadata = card.entries();

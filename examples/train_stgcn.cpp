@@ -105,8 +105,8 @@ int main(int argc, char** argv) {
     set_num_threads(static_cast<int>(o.threads));
     const examples::Device device = examples::parse_device(o.device);
     examples::require_device(device);
-    const BlockKind block = parse_block_kind(o.block);
-    const GraphSpec graph = landmark_graph_named(o.graph);
+    parse_block_kind(o.block);  // a bad --block or --graph stops here, before any work
+    landmark_graph_named(o.graph);
     const Protocol protocol = parse_protocol(o.protocol);
     LandmarkDataset data;
     if (!o.pemf.empty()) data = landmarks_from_pemf(o);
@@ -191,7 +191,7 @@ int main(int argc, char** argv) {
                                    .set("landmarks.frames", t)
                                    .set("scaler.mean", scaler.mean())
                                    .set("scaler.scale", scaler.scale());
-        with_stgcn_network(block, {.lstm = lstm}, graph, [&](auto& net) {
+        with_model_from_card(card, [&](auto& net) {
           if (o.init == "keras") keras_init(net);
           examples::FoldRun run{name, static_cast<int64_t>(k), o.out, fit_options};
           run.fit.checkpoint_metadata = card.entries();
