@@ -6,9 +6,8 @@
 //
 // Memory is managed (cudaMallocManaged), not device-only, on purpose for now:
 // a few layers still touch tensor memory on the host (weight re-layouts,
-// Residual's Eigen add, GraphConv's edge importance, parameter init) and one
-// kernel runs on the host after synchronize()
-// (backend/thrust/host_fallback.hpp). With managed memory all of that stays
+// Residual's Eigen add, GraphConv's edge importance, parameter init, fit()'s
+// gradient checks). With managed memory all of that stays
 // correct, at the price of page migrations where it happens; every call
 // returns with the device idle (thrust::cuda::par synchronises; gemm does),
 // so host reads between calls are safe. See docs/gpu.md.

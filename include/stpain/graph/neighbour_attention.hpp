@@ -18,6 +18,7 @@
 // [4V, F], attention.weight_hh_l0 [4V, V], attention.bias_ih_l0, attention.bias_hh_l0
 // (a Keras ConvLSTM2D(V, 1x1) kernel [1, 1, F, 4V] is weight_ih_l0 transposed).
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <limits>
 #include <optional>
@@ -25,6 +26,7 @@
 
 #include <Eigen/Core>
 
+#include "stpain/backend/edge_lists.hpp"
 #include "stpain/backend/simd.hpp"
 #include "stpain/rnn/lstm.hpp"
 
@@ -104,6 +106,106 @@ void weighted_row_sum(cpu, const T* coef, const int64_t* index, int64_t edges, c
   }
 }
 
+// The cpu kernels of NeighbourAttention over EdgeLists (the thrust ones are
+// in backend/thrust/graph_attention.hpp); frames split between the threads.
+namespace attention_detail {
+// Frames per parallel chunk: at least ~64K multiply-adds.
+inline int64_t frame_grain(int64_t work_per_frame) { return std::max<int64_t>(1, (int64_t{1} << 16) / std::max<int64_t>(1, work_per_frame)); }
+}  // namespace attention_detail
+
+// coefs[s, e] = softmax over the edges of row r of logits[s, v(r), w(e)].
+template <class T>
+void graph_masked_softmax(cpu, const EdgeLists& g, const T* logits, T* coefs, int64_t frames) {
+  const int64_t V = g.nodes;
+  parallel_for(frames, attention_detail::frame_grain(4 * g.edges), [&](int64_t s0, int64_t s1) {
+    for (int64_t s = s0; s < s1; ++s)
+      for (int64_t r = 0; r < g.rows(); ++r) {
+        const T* l = logits + (s * V + r % V) * V;
+        T* c = coefs + s * g.edges;
+        const int64_t e0 = g.offsets[r], e1 = g.offsets[r + 1];
+        T m = -std::numeric_limits<T>::infinity();
+        for (int64_t e = e0; e < e1; ++e) m = std::max(m, l[g.neighbour[e]]);
+        T sum = 0;
+        for (int64_t e = e0; e < e1; ++e) sum += c[e] = std::exp(l[g.neighbour[e]] - m);
+        const T inv = sum > 0 ? T(1) / sum : T(0);
+        for (int64_t e = e0; e < e1; ++e) c[e] *= inv;
+      }
+  });
+}
+
+// y[s, v, hop*F + i] = sum over row r = (hop, v) of coefs[s * coef_stride + e] x[s, w(e), i]
+// (coef_stride 0: the same coefficients for every frame).
+template <class T>
+void graph_aggregate(cpu, const EdgeLists& g, const T* coefs, int64_t coef_stride, const T* x, T* y, int64_t frames,
+                     int64_t f) {
+  const int64_t V = g.nodes, h = g.hops;
+  parallel_for(frames, attention_detail::frame_grain(g.edges * f), [&](int64_t s0, int64_t s1) {
+    for (int64_t s = s0; s < s1; ++s)
+      for (int64_t r = 0; r < g.rows(); ++r)
+        weighted_row_sum(cpu{}, coefs + s * coef_stride + g.offsets[r], g.neighbour + g.offsets[r],
+                         g.offsets[r + 1] - g.offsets[r], x + s * V * f, f, y + (s * V + r % V) * f * h + r / V * f);
+  });
+}
+
+// dx[s, w, i] = sum over the edges (hop, v, w) of coefs[s * coef_stride + e] dy[s, v, hop*F + i].
+template <class T>
+void graph_aggregate_backward(cpu, const EdgeLists& g, const T* coefs, int64_t coef_stride, const T* dy, T* dx,
+                              int64_t frames, int64_t f) {
+  const int64_t V = g.nodes, h = g.hops;
+  parallel_for(frames, attention_detail::frame_grain(g.edges * f), [&](int64_t s0, int64_t s1) {
+    std::vector<T> reverse_coefs(static_cast<size_t>(g.edges));  // the frame's coefficients in slot order
+    for (int64_t s = s0; s < s1; ++s) {
+      if (s == s0 || coef_stride != 0)
+        for (int64_t k = 0; k < g.edges; ++k) reverse_coefs[static_cast<size_t>(k)] = coefs[s * coef_stride + g.reverse_edge[k]];
+      for (int64_t w = 0; w < V; ++w)
+        weighted_row_sum(cpu{}, reverse_coefs.data() + g.reverse_offsets[w], g.reverse_row + g.reverse_offsets[w],
+                         g.reverse_offsets[w + 1] - g.reverse_offsets[w], dy + s * V * f * h, f, dx + (s * V + w) * f);
+    }
+  });
+}
+
+// dcoefs[s, e] = dy[s, v(e), hop(e)*F : +F] . x[s, w(e), :].
+template <class T>
+void graph_edge_dots(cpu, const EdgeLists& g, const T* dy, const T* x, T* dcoefs, int64_t frames, int64_t f) {
+  const int64_t V = g.nodes, h = g.hops;
+  parallel_for(frames, attention_detail::frame_grain(g.edges * f), [&](int64_t s0, int64_t s1) {
+    for (int64_t s = s0; s < s1; ++s)
+      for (int64_t e = 0; e < g.edges; ++e) {
+        const int64_t r = g.row[e];
+        const T* d = dy + (s * V + r % V) * f * h + r / V * f;
+        const T* xw = x + (s * V + g.neighbour[e]) * f;
+        T dot = 0;
+#pragma omp simd reduction(+ : dot)
+        for (int64_t i = 0; i < f; ++i) dot += d[i] * xw[i];
+        dcoefs[s * g.edges + e] = dot;
+      }
+  });
+}
+
+// dlogits[s, v, w(e)] += coefs * (dcoefs - sum over the row of coefs * dcoefs).
+template <class T>
+void graph_masked_softmax_backward(cpu, const EdgeLists& g, const T* coefs, const T* dcoefs, T* dlogits, int64_t frames) {
+  const int64_t V = g.nodes;
+  parallel_for(frames, attention_detail::frame_grain(4 * g.edges), [&](int64_t s0, int64_t s1) {
+    for (int64_t s = s0; s < s1; ++s)
+      for (int64_t r = 0; r < g.rows(); ++r) {
+        const T* c = coefs + s * g.edges;
+        const T* dc = dcoefs + s * g.edges;
+        const int64_t e0 = g.offsets[r], e1 = g.offsets[r + 1];
+        T dot = 0;
+        for (int64_t e = e0; e < e1; ++e) dot += c[e] * dc[e];
+        T* dl = dlogits + (s * V + r % V) * V;
+        for (int64_t e = e0; e < e1; ++e) dl[g.neighbour[e]] += c[e] * (dc[e] - dot);
+      }
+  });
+}
+
+// y[i] += x[i].
+template <class T>
+void add_into(cpu, const T* x, T* y, int64_t n) {
+  Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>>(y, n) += Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>>(x, n);
+}
+
 }  // namespace backend
 
 template <class B = cpu, class T = float>
@@ -127,25 +229,29 @@ class NeighbourAttention : public Module<B, T> {
       }
     }
     // Averaging: every neighbour of v weighs 1 / |neighbours of v|.
-    uniform_.resize(neighbour_.size());
+    std::vector<T> uniform(neighbour_.size());
+    std::vector<int64_t> edge_row(neighbour_.size());
     for (int64_t r = 0; r < hops() * v_; ++r)
-      for (int64_t e = offsets_[r]; e < offsets_[r + 1]; ++e)
-        uniform_[static_cast<size_t>(e)] = T(1) / static_cast<T>(offsets_[r + 1] - offsets_[r]);
+      for (int64_t e = offsets_[r]; e < offsets_[r + 1]; ++e) {
+        uniform[static_cast<size_t>(e)] = T(1) / static_cast<T>(offsets_[r + 1] - offsets_[r]);
+        edge_row[static_cast<size_t>(e)] = r;
+      }
     // The same edges grouped by w, for dx: (row v * hops + hop of dy, forward edge).
-    reverse_offsets_.assign(static_cast<size_t>(v_ + 1), 0);
-    for (int64_t w : neighbour_) ++reverse_offsets_[static_cast<size_t>(w + 1)];
-    for (int64_t w = 0; w < v_; ++w) reverse_offsets_[w + 1] += reverse_offsets_[w];
-    reverse_row_.resize(neighbour_.size());
-    reverse_edge_.resize(neighbour_.size());
-    uniform_reverse_.resize(neighbour_.size());
-    std::vector<int64_t> fill(reverse_offsets_.begin(), reverse_offsets_.end() - 1);
+    std::vector<int64_t> reverse_offsets(static_cast<size_t>(v_ + 1), 0), reverse_row(neighbour_.size()),
+        reverse_edge(neighbour_.size());
+    for (int64_t w : neighbour_) ++reverse_offsets[static_cast<size_t>(w + 1)];
+    for (int64_t w = 0; w < v_; ++w) reverse_offsets[w + 1] += reverse_offsets[w];
+    std::vector<int64_t> fill(reverse_offsets.begin(), reverse_offsets.end() - 1);
     for (int64_t r = 0; r < hops() * v_; ++r)
       for (int64_t e = offsets_[r]; e < offsets_[r + 1]; ++e) {
         const auto slot = static_cast<size_t>(fill[static_cast<size_t>(neighbour_[static_cast<size_t>(e)])]++);
-        reverse_row_[slot] = (r % v_) * hops() + r / v_;
-        reverse_edge_[slot] = e;
-        uniform_reverse_[slot] = uniform_[static_cast<size_t>(e)];
+        reverse_row[slot] = (r % v_) * hops() + r / v_;
+        reverse_edge[slot] = e;
       }
+    // What the kernels read, in B's memory.
+    auto on_b = [](const std::vector<int64_t>& v) { return Tensor<int64_t, B>::from({static_cast<int64_t>(v.size())}, v); };
+    uniform_ = tensor::from({static_cast<int64_t>(uniform.size())}, uniform);
+    edge_tensors_ = {on_b(offsets_), on_b(neighbour_), on_b(edge_row), on_b(reverse_offsets), on_b(reverse_edge), on_b(reverse_row)};
     if (mode == AttentionMode::recurrent) lstm_.emplace(features, v_, /*return_sequences=*/true);
   }
 
@@ -165,18 +271,10 @@ class NeighbourAttention : public Module<B, T> {
       logits_ = tensor::empty({n, t, v_, v_});
       backend::swap_middle_axes(B{}, hidden.data(), logits_.data(), n, v_, t, v_);
       coefs_ = tensor::empty({nt, edges});  // per frame, the coefficients of every edge
+      backend::graph_masked_softmax(B{}, edge_lists(), logits_.data(), coefs_.data(), nt);
     }
     tensor y = tensor::empty({n, t, v_, f * h});
-    B::parallel_for(nt, frame_grain(), [&](int64_t s0, int64_t s1) {
-      for (int64_t s = s0; s < s1; ++s) {
-        const T* c = coefficients(s);
-        if (lstm_) masked_softmax(logits_.data() + s * v_ * v_, coefs_.data() + s * edges);
-        const T* xs = x.data() + s * v_ * f;
-        for (int64_t r = 0; r < h * v_; ++r)  // y_s[v, hop*F:(hop+1)*F] = sum_w coefs[v, w] x_s[w]
-          backend::weighted_row_sum(B{}, c + offsets_[r], neighbour_.data() + offsets_[r], offsets_[r + 1] - offsets_[r],
-                                    xs, f, y.data() + (s * v_ + r % v_) * f * h + r / v_ * f);
-      }
-    });
+    backend::graph_aggregate(B{}, edge_lists(), coefficients(), coefficient_stride(), x.data(), y.data(), nt, f);
     return y;
   }
 
@@ -185,44 +283,19 @@ class NeighbourAttention : public Module<B, T> {
     const int64_t n = x_.size(0), t = x_.size(1), nt = n * t, f = features_, h = hops(), edges = num_edges();
     expect_shape(dy.shape(), Shape{n, t, v_, f * h}, describe() + ".backward dy");
     tensor dx = tensor::empty(x_.shape());
-    tensor dlogits;
-    if (lstm_) dlogits = tensor::zeros({n, t, v_, v_});
-    B::parallel_for(nt, frame_grain(), [&](int64_t s0, int64_t s1) {
-      std::vector<T> reverse_coefs(lstm_ ? static_cast<size_t>(edges) : 0), dcoefs(reverse_coefs.size());
-      for (int64_t s = s0; s < s1; ++s) {
-        const T* c = coefficients(s);
-        const T* xs = x_.data() + s * v_ * f;
-        const T* dys = dy.data() + s * v_ * f * h;
-        // dx_s[w] = sum over the edges (hop, v, w) of coefs[v, w] dg_s[v]: rows (v, hop) of dy_s.
-        const T* rc = uniform_reverse_.data();
-        if (lstm_) {
-          for (int64_t e = 0; e < edges; ++e) reverse_coefs[static_cast<size_t>(e)] = c[reverse_edge_[static_cast<size_t>(e)]];
-          rc = reverse_coefs.data();
-        }
-        for (int64_t w = 0; w < v_; ++w)
-          backend::weighted_row_sum(B{}, rc + reverse_offsets_[w], reverse_row_.data() + reverse_offsets_[w],
-                                    reverse_offsets_[w + 1] - reverse_offsets_[w], dys, f, dx.data() + (s * v_ + w) * f);
-        if (!lstm_) continue;
-        for (int64_t r = 0; r < h * v_; ++r) {  // dcoefs[v, w] = dg_s[v] . x_s[w]
-          const T* g = dys + (r % v_) * f * h + r / v_ * f;
-          for (int64_t e = offsets_[r]; e < offsets_[r + 1]; ++e) {
-            const T* xw = xs + neighbour_[static_cast<size_t>(e)] * f;
-            T dot = 0;
-#pragma omp simd reduction(+ : dot)
-            for (int64_t i = 0; i < f; ++i) dot += g[i] * xw[i];
-            dcoefs[static_cast<size_t>(e)] = dot;
-          }
-        }
-        masked_softmax_backward(c, dcoefs.data(), dlogits.data() + s * v_ * v_);
-      }
-    });
-    if (lstm_) {
+    // dx[w] = sum over the edges (hop, v, w) of coefs[v, w] dg[v], dg[v] = rows (v, hop) of dy.
+    backend::graph_aggregate_backward(B{}, edge_lists(), coefficients(), coefficient_stride(), dy.data(), dx.data(), nt, f);
+    if (lstm_) {  // through the softmax's logits into the LSTM
+      tensor dcoefs = tensor::empty({nt, edges});  // dcoefs[v, w] = dg[v] . x[w]
+      backend::graph_edge_dots(B{}, edge_lists(), dy.data(), x_.data(), dcoefs.data(), nt, f);
+      tensor dlogits = tensor::zeros({n, t, v_, v_});
+      backend::graph_masked_softmax_backward(B{}, edge_lists(), coefs_.data(), dcoefs.data(), dlogits.data(), nt);
       tensor dhidden = tensor::empty({n * v_, t, v_});
       backend::swap_middle_axes(B{}, dlogits.data(), dhidden.data(), n, t, v_, v_);
       const tensor dsequences = lstm_->backward(dhidden);  // [N*V, T, F]
       tensor dx_lstm = tensor::empty(x_.shape());
       backend::swap_middle_axes(B{}, dsequences.data(), dx_lstm.data(), n, v_, t, f);
-      dx.array() += dx_lstm.array();
+      backend::add_into(B{}, dx_lstm.data(), dx.data(), dx.numel());
     }
     return dx;
   }
@@ -247,7 +320,8 @@ class NeighbourAttention : public Module<B, T> {
           for (int64_t v = 0; v < v_; ++v) {
             const int64_t r = hop * v_ + v;
             for (int64_t e = offsets_[r]; e < offsets_[r + 1]; ++e)
-              dense_coefs_[((hop * distinct + s) * v_ + v) * v_ + neighbour_[static_cast<size_t>(e)]] = coefficients(s)[e];
+              dense_coefs_[((hop * distinct + s) * v_ + v) * v_ + neighbour_[static_cast<size_t>(e)]] =
+                  coefficients()[s * coefficient_stride() + e];
           }
     }
     return dense_coefs_;
@@ -261,42 +335,23 @@ class NeighbourAttention : public Module<B, T> {
   // Every (hop, v, w) with mask_hop[v, w] = 1, hop-major then v-major: row
   // r = hop * V + v holds edges [offsets_[r], offsets_[r + 1]).
   int64_t num_edges() const { return offsets_.back(); }
-  // The coefficient of every edge in frame s.
-  const T* coefficients(int64_t s) const { return lstm_ ? coefs_.data() + s * num_edges() : uniform_.data(); }
-  // Frames per parallel chunk: at least ~64K multiply-adds.
-  int64_t frame_grain() const { return std::max<int64_t>(1, (int64_t{1} << 16) / std::max<int64_t>(1, num_edges() * features_)); }
-
-  // coefs[e] = softmax over the edges of row r of logits[v(r), w(e)], for one frame.
-  void masked_softmax(const T* logits, T* coefs) const {
-    for (int64_t r = 0; r < hops() * v_; ++r) {
-      const T* l = logits + (r % v_) * v_;
-      const int64_t e0 = offsets_[r], e1 = offsets_[r + 1];
-      T m = -std::numeric_limits<T>::infinity();
-      for (int64_t e = e0; e < e1; ++e) m = std::max(m, l[neighbour_[static_cast<size_t>(e)]]);
-      T sum = 0;
-      for (int64_t e = e0; e < e1; ++e) sum += coefs[e] = std::exp(l[neighbour_[static_cast<size_t>(e)]] - m);
-      const T inv = sum > 0 ? T(1) / sum : T(0);
-      for (int64_t e = e0; e < e1; ++e) coefs[e] *= inv;
-    }
-  }
-  // dlogits[v, w] += coefs * (dcoefs - sum_w coefs * dcoefs) over each row's edges, for one frame.
-  void masked_softmax_backward(const T* coefs, const T* dcoefs, T* dlogits) const {
-    for (int64_t r = 0; r < hops() * v_; ++r) {
-      const int64_t e0 = offsets_[r], e1 = offsets_[r + 1];
-      T dot = 0;
-      for (int64_t e = e0; e < e1; ++e) dot += coefs[e] * dcoefs[e];
-      T* dl = dlogits + (r % v_) * v_;
-      for (int64_t e = e0; e < e1; ++e) dl[neighbour_[static_cast<size_t>(e)]] += coefs[e] * (dcoefs[e] - dot);
-    }
+  // The coefficient of every edge, frame by frame (recurrent: [N*T, edges])
+  // or shared by all frames (averaging: stride 0).
+  const T* coefficients() const { return lstm_ ? coefs_.data() : uniform_.data(); }
+  int64_t coefficient_stride() const { return lstm_ ? num_edges() : 0; }
+  backend::EdgeLists edge_lists() const {
+    const auto& e = edge_tensors_;
+    return {v_, hops(), num_edges(), e[0].data(), e[1].data(), e[2].data(), e[3].data(), e[4].data(), e[5].data()};
   }
 
   AttentionMode mode_;
   int64_t features_, v_ = 0;
-  std::vector<int64_t> offsets_, neighbour_;
-  std::vector<int64_t> reverse_offsets_, reverse_row_, reverse_edge_;
-  std::vector<T> uniform_, uniform_reverse_;
+  std::vector<int64_t> offsets_, neighbour_;  // on the host, for attention_weights()
+  // backend::EdgeLists' arrays in B's memory: offsets, neighbour, row,
+  // reverse_offsets, reverse_edge, reverse_row.
+  std::array<Tensor<int64_t, B>, 6> edge_tensors_;
   std::optional<LSTM<B, T>> lstm_;
-  tensor x_, logits_, coefs_;
+  tensor uniform_, x_, logits_, coefs_;
   mutable tensor dense_coefs_;
 };
 

@@ -10,8 +10,6 @@
 //   thrust_omp   the same on thrust's OpenMP system;
 //   cuda         thrust::cuda::par, device memory, cuBLAS (backend/cuda.hpp,
 //                nvcc translation units only).
-// One kernel runs on the host after P::synchronize()
-// (backend/thrust/host_fallback.hpp).
 #include <cmath>
 #include <cstdint>
 #include <type_traits>
