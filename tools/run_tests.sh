@@ -46,9 +46,10 @@ status=$?
 count $(bazel query 'tests(//...) except attr(tags, "cuda|manual", tests(//...))' 2>/dev/null)
 
 if [ -x /usr/local/cuda/bin/nvcc ] && [ "${STPAIN_SKIP_CUDA:-}" != 1 ]; then
-  echo "CUDA: nvcc builds of //gpu and of a program with --device cuda; the cuda-tagged tests"
+  echo "CUDA: nvcc builds of every .cu file and of a program with --device cuda; the cuda-tagged tests"
   cuda_tests=$(bazel query 'attr(tags, "cuda", tests(//...))' 2>/dev/null)
-  bazel test --config=cuda $cuda_tests //examples:train_stgcn //gpu:gpu_bench "$@"
+  nvcc_archives=$(bazel query 'kind("_nvcc_archive", //...)' 2>/dev/null)  # every .cu file
+  bazel test --config=cuda $cuda_tests $nvcc_archives //examples:train_stgcn //gpu:gpu_bench "$@"
   cuda_status=$?
   before=$failed
   count $cuda_tests
