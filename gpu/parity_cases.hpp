@@ -20,6 +20,7 @@
 #include "stpain/layers/reshape.hpp"
 #include "stpain/models/convnext.hpp"
 #include "stpain/models/sequence_heads.hpp"
+#include "stpain/rnn/conv_lstm.hpp"
 #include "stpain/train/loss.hpp"
 #include "stpain/train/optim.hpp"
 #include "stpain/train/trainer.hpp"
@@ -124,6 +125,7 @@ inline const std::vector<CaseInfo>& cases() {
       {"attention LSTM head"}, {"stacked LSTM head"}, {"STGCNBlock", 1.0}, {"PaperSTGCNBlock", 1.0},
       {"softmax_cross_entropy"}, {"Adam, 3 steps"}, {"AdditiveAttention"}, {"BatchNorm2d"},
       {"Conv2d 3x3, stride 2, 2 groups"}, {"Conv2d depthwise 7x7 (NCHW)"}, {"fit() LSTM head, 3 epochs"},
+      {"ConvLSTM2d 3x3, sequences"}, {"ConvLSTM2d 1x1, last state"},
   };
   return list;
 }
@@ -190,6 +192,8 @@ CaseOutput run_case(int id) {
     case 26: return run_layer(Conv2d<B>(4, 6, 3, 2, 1, 2), {2, 4, 9, 8});
     case 27: return run_layer(Conv2d<B>(6, 6, 7, 1, 3, 6), {2, 6, 10, 9});
     case 28: return run_fit(LstmHead<B>(heads));
+    case 29: return run_layer(ConvLSTM2d<B>(3, 4, 3, true), {2, 3, 3, 5, 6});
+    case 30: return run_layer(ConvLSTM2d<B>(2, 3, 1, false), {2, 4, 2, 3, 3});
     default: throw Error("parity case " + std::to_string(id) + " does not exist");
   }
 }
