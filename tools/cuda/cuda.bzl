@@ -13,6 +13,18 @@ NVCC = "/usr/local/cuda/bin/nvcc"
 # sm_90a cubins do not run on other GPUs.
 DEFAULT_GPU_ARCHS = ["90"]
 
+# nvcc flags of the .cu files that include the library: the host flags of
+# every g++ target (.bazelrc), so inline code agrees between the two
+# compilers (-march=x86-64-v3 under --config=gpu_bundle, for another
+# machine's CPU); Eigen's and the lambdas' harmless nvcc notes silenced.
+STPAIN_NVCC_COPTS = [
+    "-Xcompiler=-fopenmp",
+    "-diag-suppress=20012,445",
+] + select({
+    "//tools/cuda:portable": ["-Xcompiler=-march=x86-64-v3"],
+    "//conditions:default": ["-Xcompiler=-march=native"],
+})
+
 CUDA_ONLY = select({
     "//tools/cuda:enabled": [],
     "//conditions:default": ["//tools/cuda:cuda_unavailable"],
