@@ -23,14 +23,6 @@ inline Device parse_device(const std::string& name) {
   throw Error("--device must be cpu or cuda, not \"" + name + "\"");
 }
 
-constexpr bool built_with_cuda() {
-#if defined(STPAIN_WITH_CUDA)
-  return true;
-#else
-  return false;
-#endif
-}
-
 // Checks the device can be used and says which it is, before any work.
 inline void require_device(Device d) {
   if (d == Device::cpu) return;

@@ -89,11 +89,7 @@ template <class L>
 void save_state_dict(L& model, const std::string& path, const std::map<std::string, std::string>& metadata = {},
                      safetensors::DType dtype = safetensors::DType::F32) {
   std::vector<safetensors::Entry> entries;
-  model.visit_parameters([&](const std::string& name, auto& p) {
-    Tensor<float> v = Tensor<float>::empty(p.value.shape());
-    std::copy(p.value.begin(), p.value.end(), v.begin());
-    entries.push_back(safetensors::entry(name, v, dtype));
-  });
+  for (const auto& [name, value] : parameter_values(model)) entries.push_back(safetensors::entry(name, value, dtype));
   safetensors::save(path, std::move(entries), metadata);
 }
 
