@@ -18,6 +18,7 @@
 #include "stpain/models/convnext.hpp"
 #include "stpain/models/sequence_heads.hpp"
 #include "stpain/train/loss.hpp"
+#include "stpain/train/finite.hpp"
 #include "stpain/train/optim.hpp"
 
 using namespace stpain;
@@ -365,4 +366,18 @@ TEST_CASE("the same kernels on thrust's OpenMP system match cpu") {
         {2, 6, 7, 4}, 1e-5, 1e-5);
   }
   set_num_threads(1);
+}
+
+TEST_CASE("the finite checks run on the thrust backend and still name the bad element") {
+  const auto t = Tensor<float, thrust_host>::from({2, 3}, {1, 2, 3, 4, 5, 6});
+  CHECK(backend::all_finite(thrust_host{}, t.data(), t.numel()));
+  CHECK(backend::all_finite(thrust_host{}, t.data(), 0));
+  for (const float bad : {NAN, INFINITY, -INFINITY}) {
+    Tensor<float, thrust_host> u = t.clone();
+    u.data()[4] = bad;
+    CHECK_FALSE(backend::all_finite(thrust_host{}, u.data(), u.numel()));
+    CHECK_THROWS_WITH(check_finite(u, "gradient of fc.weight"),
+                      Catch::Contains("gradient of fc.weight [2, 3]: element 4 [1, 1] is") &&
+                          Catch::Contains("(1 of 6 elements are not finite)"));
+  }
 }

@@ -152,4 +152,10 @@ void accumulate_column_sums(cpu, const T* x, T* out, int64_t rows, int64_t cols)
   o += m.colwise().sum();
 }
 
+// True when no value of x[0, n) is NaN or infinite.
+template <class T>
+bool all_finite(cpu, const T* x, int64_t n) {
+  return Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>>(x, n).allFinite();
+}
+
 }  // namespace stpain::backend

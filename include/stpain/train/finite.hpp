@@ -27,13 +27,14 @@ inline std::string multi_index(const Shape& shape, int64_t flat) {
   return Shape(idx).str();
 }
 
-// Index of the first NaN/Inf element, or -1.
+// Index of the first NaN/Inf element, or -1. The common case is checked on
+// the tensor's backend; only a tensor with a bad value is read on the host.
 template <class T, class B>
 int64_t first_non_finite(const Tensor<T, B>& t) {
+  if (all_finite(B{}, t.data(), t.numel())) return -1;
   static_assert(B::host_accessible, "check_finite reads tensors on the host");
   const T* x = t.data();
   const int64_t n = t.numel();
-  if (t.array().allFinite()) return -1;  // vectorised: the common case
   for (int64_t i = 0; i < n; ++i)
     if (!std::isfinite(static_cast<double>(x[i]))) return i;
   return -1;

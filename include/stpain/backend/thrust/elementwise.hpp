@@ -3,6 +3,8 @@
 // softmax, bias, dropout, layer scale, mean pooling and optimiser updates.
 // One work item per output value; reductions are one item per output
 // (row or column) looping over the reduced extent.
+#include <thrust/logical.h>
+
 #include "stpain/backend/thrust/policy.hpp"
 #include "stpain/layers/activations.hpp"
 #include "stpain/layers/dropout.hpp"
@@ -181,6 +183,14 @@ void softmax_rows(P, const T* x, T* y, int64_t rows, int64_t classes, bool log) 
 }
 
 // ---- Bias and column sums ------------------------------------------------------
+
+// True when no value of x[0, n) is NaN or infinite (x - x is 0 for every
+// finite x and NaN otherwise): fit()'s gradient check, without reading the
+// gradients back to the host.
+template <thrust_backend P, class T>
+bool all_finite(P, const T* x, int64_t n) {
+  return thrust::all_of(P::exec(), x, x + n, [] STPAIN_HD(T v) { return v - v == T(0); });
+}
 
 template <thrust_backend P, class T>
 void add_bias(P, T* y, const T* bias, int64_t rows, int64_t cols) {
