@@ -152,6 +152,12 @@ void accumulate_column_sums(cpu, const T* x, T* out, int64_t rows, int64_t cols)
   o += m.colwise().sum();
 }
 
+// y[i] += x[i].
+template <class T>
+void add_into(cpu, const T* x, T* y, int64_t n) {
+  Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>>(y, n) += Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>>(x, n);
+}
+
 // True when no value of x[0, n) is NaN or infinite.
 template <class T>
 bool all_finite(cpu, const T* x, int64_t n) {

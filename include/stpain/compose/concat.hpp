@@ -72,7 +72,7 @@ class Concat {
       if (i == 0)
         dx = d;
       else
-        dx.array() += d.array();
+        add_to(dx, d);
     });
     return dx;
   }

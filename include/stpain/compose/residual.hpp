@@ -22,13 +22,13 @@ class Residual {
     tensor y = block_.forward(x);
     expect_shape(y.shape(), x.shape(), "Residual: block output");
     if (y.shares_storage_with(x)) y = y.clone();  // never add into the caller's input
-    y.array() += x.array();
+    add_to(y, x);
     return y;
   }
   tensor backward(const tensor& dy) {
     tensor dx = block_.backward(dy);
     if (dx.shares_storage_with(dy)) dx = dx.clone();
-    dx.array() += dy.array();
+    add_to(dx, dy);
     return dx;
   }
 

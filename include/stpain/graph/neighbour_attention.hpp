@@ -200,12 +200,6 @@ void graph_masked_softmax_backward(cpu, const EdgeLists& g, const T* coefs, cons
   });
 }
 
-// y[i] += x[i].
-template <class T>
-void add_into(cpu, const T* x, T* y, int64_t n) {
-  Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>>(y, n) += Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>>(x, n);
-}
-
 }  // namespace backend
 
 template <class B = cpu, class T = float>
@@ -295,7 +289,7 @@ class NeighbourAttention : public Module<B, T> {
       const tensor dsequences = lstm_->backward(dhidden);  // [N*V, T, F]
       tensor dx_lstm = tensor::empty(x_.shape());
       backend::swap_middle_axes(B{}, dsequences.data(), dx_lstm.data(), n, v_, t, f);
-      backend::add_into(B{}, dx_lstm.data(), dx.data(), dx.numel());
+      add_to(dx, dx_lstm);
     }
     return dx;
   }

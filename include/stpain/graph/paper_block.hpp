@@ -70,8 +70,8 @@ class PaperSTGCNBlock {
   tensor backward(const tensor& dy) {
     const int64_t c = opt_.branch_channels;
     tensor dz3 = slice_last_dim(dy, 2 * c, c), dz2 = slice_last_dim(dy, c, c), dz1 = slice_last_dim(dy, 0, c);
-    dz2.array() += branch3_.backward(dz3).array();
-    dz1.array() += branch2_.backward(dz2).array();
+    add_to(dz2, branch3_.backward(dz3));
+    add_to(dz1, branch2_.backward(dz2));
     return temporal_.backward(proj_.backward(attention_.backward(branch1_.backward(dz1))));
   }
 

@@ -52,9 +52,9 @@ class STGCNBlock {
     tensor y = tcn_.forward(gcn_.forward(x));
     if (identity_) {
       expect_shape(x.shape(), y.shape(), "STGCNBlock identity residual");
-      y.array() += x.array();
+      add_to(y, x);
     } else if (residual_) {
-      y.array() += residual_->forward(x).array();
+      add_to(y, residual_->forward(x));
     }
     out_ = relu_.forward(y);
     return out_;
@@ -63,8 +63,8 @@ class STGCNBlock {
   tensor backward(const tensor& dy) {
     const tensor d = relu_.backward(dy);
     tensor dx = gcn_.backward(tcn_.backward(d));
-    if (identity_) dx.array() += d.array();
-    else if (residual_) dx.array() += residual_->backward(d).array();
+    if (identity_) add_to(dx, d);
+    else if (residual_) add_to(dx, residual_->backward(d));
     return dx;
   }
 

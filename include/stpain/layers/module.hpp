@@ -70,6 +70,14 @@ void expect_forward_cache(const Tensor<T, B>& cached, const char* layer) {
   STPAIN_CHECK(cached.defined(), Error, layer, ": backward() called before forward()");
 }
 
+// y += x elementwise, on the tensors' backend (the residual and branch sums
+// of the layers; a kernel on a GPU, not a host loop).
+template <class T, class B>
+void add_to(Tensor<T, B>& y, const Tensor<T, B>& x) {
+  STPAIN_CHECK(x.numel() == y.numel(), ShapeError, "add_to: ", x.shape().str(), " into ", y.shape().str());
+  add_into(B{}, x.data(), y.data(), y.numel());
+}
+
 // Parameter utilities that work on any layer.
 template <class L>
 void zero_grad(L& layer) {

@@ -112,7 +112,7 @@ class PatchConv2d : public Module<B, T> {
     B::gemm(true, false, opt_.out_channels, k, rows, T(1), dy.data(), opt_.out_channels, patches_.data(), k, T(0),
             dw.data(), k);
     if (nchw) {
-      weight.grad.array() += dw.array();
+      add_to(weight.grad, dw);
     } else {
       const int64_t c = opt_.in_channels;
       for (int64_t o = 0; o < opt_.out_channels; ++o)

@@ -70,7 +70,7 @@ class STGCNNetwork {
     for (size_t i = 1; i < blocks_.size(); ++i) {
       tensor y = blocks_[i].forward(h);
       expect_shape(y.shape(), h.shape(), describe() + " residual of block " + std::to_string(i));
-      y.array() += h.array();
+      add_to(y, h);
       h = y;
     }
     block_shape_ = h.shape();
@@ -102,7 +102,7 @@ class STGCNNetwork {
     }
     for (size_t i = blocks_.size() - 1; i >= 1; --i) {  // h_i = blk_i(h_{i-1}) + h_{i-1}
       tensor through = blocks_[i].backward(dh);
-      through.array() += dh.array();
+      add_to(through, dh);
       dh = through;
     }
     return blocks_[0].backward(dh);

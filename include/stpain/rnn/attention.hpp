@@ -218,7 +218,7 @@ class AdditiveAttention : public Module<B, T> {
     tensor dscores = tensor::empty({N, S, 1});
     attention_pool_backward(B{}, input_.data(), weights_.data(), dy.data(), dx.data(), dscores.data(), N, S, F);
     const tensor dx_scores = proj.backward(tanh_.backward(v.backward(dscores)));
-    dx.array() += dx_scores.array();
+    add_to(dx, dx_scores);
     return dx;
   }
 

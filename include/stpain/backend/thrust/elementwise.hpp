@@ -184,6 +184,12 @@ void softmax_rows(P, const T* x, T* y, int64_t rows, int64_t classes, bool log) 
 
 // ---- Bias and column sums ------------------------------------------------------
 
+// y[i] += x[i].
+template <thrust_backend P, class T>
+void add_into(P, const T* x, T* y, int64_t n) {
+  thrust_detail::for_n<P>(n, [=] STPAIN_HD(int64_t i) { y[i] += x[i]; });
+}
+
 // True when no value of x[0, n) is NaN or infinite (x - x is 0 for every
 // finite x and NaN otherwise): fit()'s gradient check, without reading the
 // gradients back to the host.

@@ -97,10 +97,4 @@ void graph_masked_softmax_backward(P, const EdgeLists& g, const T* coefs, const 
   });
 }
 
-// y[i] += x[i].
-template <thrust_backend P, class T>
-void add_into(P, const T* x, T* y, int64_t n) {
-  thrust_detail::for_n<P>(n, [=] STPAIN_HD(int64_t i) { y[i] += x[i]; });
-}
-
 }  // namespace stpain::backend
