@@ -98,6 +98,7 @@ struct cpu {
   static void* allocate(size_t bytes) { return detail::host_block_cache().get(bytes); }
   static void deallocate(void* p, size_t bytes) { detail::host_block_cache().put(p, bytes); }
   static void copy_bytes(void* dst, const void* src, size_t bytes) { std::memcpy(dst, src, bytes); }
+  static void zero_bytes(void* p, size_t bytes) { std::memset(p, 0, bytes); }
 
   // Row-major C[M,N] = alpha * op(A)[M,K] op(B)[K,N] + beta * C.
   // lda/ldb/ldc are row strides of A, B, C as stored.

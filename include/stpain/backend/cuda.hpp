@@ -155,6 +155,13 @@ struct cuda {
     if (bytes) cuda_detail::check(cudaMemcpy(dst, src, bytes, cudaMemcpyDefault), "cudaMemcpy");
   }
   static void synchronize() { cuda_detail::check(cudaDeviceSynchronize(), "cudaDeviceSynchronize"); }
+  // On the device (zero_grad and fresh zero tensors at every step: a host
+  // memset would pull every page of managed memory to the host).
+  static void zero_bytes(void* p, size_t bytes) {
+    if (!bytes) return;
+    cuda_detail::check(cudaMemset(p, 0, bytes), "cudaMemset");
+    synchronize();
+  }
 
   // Row-major C[M,N] = alpha op(A) op(B) + beta C. cuBLAS is column-major,
   // where a row-major matrix reads as its transpose: C^T = op(B)^T op(A)^T,

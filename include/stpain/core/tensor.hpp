@@ -139,7 +139,7 @@ class Tensor {
 
   void fill(T value) { std::fill(data_, data_ + numel(), value); }
   void zero() {
-    if (numel()) std::memset(static_cast<void*>(data_), 0, sizeof(T) * static_cast<size_t>(numel()));
+    if (numel()) B::zero_bytes(static_cast<void*>(data_), sizeof(T) * static_cast<size_t>(numel()));
   }
 
   // Eigen views over the same memory (no copies). matrix() folds every

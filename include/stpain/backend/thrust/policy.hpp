@@ -52,6 +52,7 @@ struct thrust_host_policy {
   static void* allocate(size_t bytes) { return cpu::allocate(bytes); }
   static void deallocate(void* p, size_t bytes) { cpu::deallocate(p, bytes); }
   static void copy_bytes(void* dst, const void* src, size_t bytes) { cpu::copy_bytes(dst, src, bytes); }
+  static void zero_bytes(void* p, size_t bytes) { cpu::zero_bytes(p, bytes); }
   static void synchronize() {}
 
   template <class T>
