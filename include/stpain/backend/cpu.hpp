@@ -153,6 +153,24 @@ void accumulate_column_sums(cpu, const T* x, T* out, int64_t rows, int64_t cols)
   o += m.colwise().sum();
 }
 
+// Convolution weights between PyTorch's layout and channels-last, per block
+// of `blocks`: w [C, kk] -> out [kk, C] (taps reversed when flipped), and
+// grad [C, kk] += dw [kk, C].
+template <class T>
+void taps_to_channels_last(cpu, const T* w, T* out, int64_t blocks, int64_t c, int64_t kk, bool flipped) {
+  for (int64_t b = 0; b < blocks; ++b, w += kk * c, out += kk * c)
+    for (int64_t j = 0; j < kk; ++j) {
+      T* row = out + (flipped ? kk - 1 - j : j) * c;
+      for (int64_t ch = 0; ch < c; ++ch) row[ch] = w[ch * kk + j];
+    }
+}
+template <class T>
+void add_taps_from_channels_last(cpu, const T* dw, T* grad, int64_t blocks, int64_t c, int64_t kk) {
+  for (int64_t b = 0; b < blocks; ++b, dw += kk * c, grad += kk * c)
+    for (int64_t ch = 0; ch < c; ++ch)
+      for (int64_t j = 0; j < kk; ++j) grad[ch * kk + j] += dw[j * c + ch];
+}
+
 // y[i] += x[i].
 template <class T>
 void add_into(cpu, const T* x, T* y, int64_t n) {

@@ -11,6 +11,7 @@
 
 #include <Eigen/Core>
 
+#include "stpain/layers/layer_scale.hpp"  // the elementwise products of A and M
 #include "stpain/layers/linear.hpp"
 
 namespace stpain {
@@ -85,10 +86,9 @@ class GraphConv : public Module<B, T> {
           B::gemm(false, true, v, v, c, T(1), hs, k * c, gs, c, T(1), acc.data() + p * v * v, v);
         }
     });
-    if (opt_.edge_importance) {
+    if (opt_.edge_importance)  // grad += dA_eff * A elementwise (one row of K*V*V channels), on B
       for (const tensor& acc : da)
-        for (int64_t i = 0; i < k * v * v; ++i) edge_importance.grad[i] += acc[i] * A.value[i];
-    }
+        accumulate_channels_last_products(B{}, acc.data(), A.value.data(), edge_importance.grad.data(), 1, k * v * v);
     return conv_.backward(dh);
   }
 
@@ -107,8 +107,8 @@ class GraphConv : public Module<B, T> {
  private:
   void effective_adjacency() {
     a_eff_ = opt_.edge_importance ? tensor::empty(A.value.shape()) : A.value;
-    if (opt_.edge_importance)
-      for (int64_t i = 0; i < A.value.numel(); ++i) a_eff_[i] = A.value[i] * edge_importance.value[i];
+    if (opt_.edge_importance)  // A * M elementwise (one row of K*V*V channels), on B
+      scale_channels_last(B{}, A.value.data(), edge_importance.value.data(), a_eff_.data(), 1, A.value.numel());
   }
 
   Options opt_;

@@ -322,8 +322,7 @@ class DepthwiseConv2dNHWC : public Module<B, T> {
     tensor dw = tensor::zeros({k, k, c});
     depthwise_conv_nhwc_weight_grad(B{}, input_.data(), dy.data(), dw.data(), opt_.bias ? bias.grad.data() : nullptr,
                                     n, h, w, c, k, p, ho, wo);
-    for (int64_t ch = 0; ch < c; ++ch)
-      for (int64_t j = 0; j < k * k; ++j) weight.grad[ch * k * k + j] += dw[j * c + ch];
+    add_taps_from_channels_last(B{}, dw.data(), weight.grad.data(), 1, c, k * k);
     return dx;
   }
 
@@ -349,14 +348,9 @@ class DepthwiseConv2dNHWC : public Module<B, T> {
 
   // weight [C, 1, k, k] -> [k, k, C], optionally spatially flipped.
   const tensor& channels_last_weight(bool flipped) {
-    const int64_t c = opt_.channels, kk = opt_.kernel_size * opt_.kernel_size;
+    const int64_t c = opt_.channels;
     if (!weight_cl_.defined()) weight_cl_ = tensor::empty({opt_.kernel_size, opt_.kernel_size, c});
-    const T* src = weight.value.data();
-    T* dst = weight_cl_.data();
-    for (int64_t j = 0; j < kk; ++j) {
-      T* row = dst + (flipped ? kk - 1 - j : j) * c;
-      for (int64_t ch = 0; ch < c; ++ch) row[ch] = src[ch * kk + j];
-    }
+    taps_to_channels_last(B{}, weight.value.data(), weight_cl_.data(), 1, c, opt_.kernel_size * opt_.kernel_size, flipped);
     return weight_cl_;
   }
 

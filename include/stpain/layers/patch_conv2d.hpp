@@ -111,14 +111,10 @@ class PatchConv2d : public Module<B, T> {
     tensor dw = tensor::zeros({opt_.out_channels, k});
     B::gemm(true, false, opt_.out_channels, k, rows, T(1), dy.data(), opt_.out_channels, patches_.data(), k, T(0),
             dw.data(), k);
-    if (nchw) {
+    if (nchw)
       add_to(weight.grad, dw);
-    } else {
-      const int64_t c = opt_.in_channels;
-      for (int64_t o = 0; o < opt_.out_channels; ++o)
-        for (int64_t ch = 0; ch < c; ++ch)
-          for (int64_t j = 0; j < s * s; ++j) weight.grad[(o * c + ch) * s * s + j] += dw[o * k + j * c + ch];
-    }
+    else
+      add_taps_from_channels_last(B{}, dw.data(), weight.grad.data(), opt_.out_channels, opt_.in_channels, s * s);
     if (opt_.bias) accumulate_column_sums(B{}, dy.data(), bias.grad.data(), rows, opt_.out_channels);
     tensor dp = tensor::empty({rows, k});
     B::gemm(false, false, rows, k, opt_.out_channels, T(1), dy.data(), opt_.out_channels, patch_weight().data(), k,
@@ -148,9 +144,7 @@ class PatchConv2d : public Module<B, T> {
     const int64_t c = opt_.in_channels, ss = opt_.patch_size * opt_.patch_size, k = c * ss;
     if (!weight_patch_.defined() || weight_patch_.shares_storage_with(weight.value))
       weight_patch_ = tensor::empty({opt_.out_channels, k});
-    for (int64_t o = 0; o < opt_.out_channels; ++o)
-      for (int64_t ch = 0; ch < c; ++ch)
-        for (int64_t j = 0; j < ss; ++j) weight_patch_[o * k + j * c + ch] = weight.value[(o * c + ch) * ss + j];
+    taps_to_channels_last(B{}, weight.value.data(), weight_patch_.data(), opt_.out_channels, c, ss, false);
     return weight_patch_;
   }
 

@@ -68,4 +68,22 @@ void swap_middle_axes(P, const T* x, T* y, int64_t outer, int64_t a, int64_t b, 
   });
 }
 
+// Convolution weights between PyTorch's layout and channels-last, per block
+// of `blocks`: w [C, kk] -> out [kk, C] (taps reversed when flipped), and
+// grad [C, kk] += dw [kk, C].
+template <thrust_backend P, class T>
+void taps_to_channels_last(P, const T* w, T* out, int64_t blocks, int64_t c, int64_t kk, bool flipped) {
+  thrust_detail::for_n<P>(blocks * kk * c, [=] STPAIN_HD(int64_t i) {
+    const int64_t b = i / (kk * c), j = i / c % kk, ch = i % c;
+    out[b * kk * c + (flipped ? kk - 1 - j : j) * c + ch] = w[b * kk * c + ch * kk + j];
+  });
+}
+template <thrust_backend P, class T>
+void add_taps_from_channels_last(P, const T* dw, T* grad, int64_t blocks, int64_t c, int64_t kk) {
+  thrust_detail::for_n<P>(blocks * c * kk, [=] STPAIN_HD(int64_t i) {
+    const int64_t b = i / (c * kk), ch = i / kk % c, j = i % kk;
+    grad[i] += dw[b * kk * c + j * c + ch];
+  });
+}
+
 }  // namespace stpain::backend
