@@ -40,12 +40,8 @@ inline void require_device(Device d) {
 template <class Model>
 CardFit fit_on(Device d, Model& model, [[maybe_unused]] const ModelCard& card, const LabelledSet& train, const LabelledSet& validation,
                const Tensor<float>& test_x, const FitOptions& options) {
+  if (d == Device::cpu) return fit_and_predict(model, train, validation, test_x, options);
   CardFit out;
-  if (d == Device::cpu) {
-    out.fit = fit(model, train, validation, options);
-    if (test_x.defined() && test_x.size(0) > 0) out.test_probabilities = predict_probabilities(model, test_x);
-    return out;
-  }
   require_device(d);
 #if defined(STPAIN_WITH_CUDA)
   NamedTensors weights = parameter_values(model);

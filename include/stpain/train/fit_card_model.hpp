@@ -16,6 +16,15 @@ struct CardFit {
   Tensor<float> test_probabilities;  // [N, classes] on the host
 };
 
+// fit(), then the class probabilities of test_x (when it has rows).
+template <class Model>
+CardFit fit_and_predict(Model& model, const LabelledSet& train, const LabelledSet& validation, const Tensor<float>& test_x,
+                        const FitOptions& options) {
+  CardFit out{fit(model, train, validation, options), {}};
+  if (test_x.defined() && test_x.size(0) > 0) out.test_probabilities = predict_probabilities(model, test_x);
+  return out;
+}
+
 template <class B>
 CardFit fit_card_model(const ModelCard& card, NamedTensors& weights, const LabelledSet& train,
                        const LabelledSet& validation, const Tensor<float>& test_x, const FitOptions& options) {
@@ -27,8 +36,7 @@ CardFit fit_card_model(const ModelCard& card, NamedTensors& weights, const Label
   with_model_from_card<B>(card, [&](auto& model) {
     default_generator() = before;
     set_parameter_values(model, weights);
-    out.fit = fit(model, train, validation, options);
-    if (test_x.defined() && test_x.size(0) > 0) out.test_probabilities = predict_probabilities(model, test_x);
+    out = fit_and_predict(model, train, validation, test_x, options);
     weights = parameter_values(model);
   });
   return out;
